@@ -1,0 +1,59 @@
+"""ebmflow: exact learning dynamics of energy-based models over binary variables.
+
+Importing ebmflow turns on JAX's float64 (analysis needs it); set the
+environment variable ``EBMFLOW_X64=0`` before import to keep JAX's float32 default.
+"""
+
+import importlib.metadata
+import os
+
+import jax
+
+if os.environ.get("EBMFLOW_X64", "1") != "0":
+    jax.config.update("jax_enable_x64", True)
+
+from . import targets as targets
+from ._effective import (
+    coupling_jacobian as coupling_jacobian,
+    couplings as couplings,
+    flatten as flatten,
+    tangent_kernel as tangent_kernel,
+)
+from ._exact import (
+    kl as kl,
+    kl_and_grad as kl_and_grad,
+    log_partition as log_partition,
+    log_probs as log_probs,
+    moments as moments,
+    neg_energies as neg_energies,
+    nll as nll,
+    probs as probs,
+)
+from ._memory import (
+    MemoryBudgetError as MemoryBudgetError,
+    memory_budget as memory_budget,
+    set_memory_budget as set_memory_budget,
+)
+from ._space import all_states as all_states, state_index as state_index, states_from_indices as states_from_indices
+from ._walsh import (
+    couplings_of_order as couplings_of_order,
+    from_binary_basis as from_binary_basis,
+    fwht as fwht,
+    order_norms as order_norms,
+    orders as orders,
+    sites as sites,
+    subset as subset,
+    subsets_of_order as subsets_of_order,
+    to_binary_basis as to_binary_basis,
+)
+from .energies import (
+    RBM as RBM,
+    AbstractEnergy as AbstractEnergy,
+    HigherOrderIsing as HigherOrderIsing,
+    Ising as Ising,
+    MLPEnergy as MLPEnergy,
+    WalshModel as WalshModel,
+)
+from .targets import Target as Target
+
+__version__ = importlib.metadata.version("ebmflow")

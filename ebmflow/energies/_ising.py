@@ -1,0 +1,180 @@
+"""Ising models: pairwise (fully visible Boltzmann machine) and higher order."""
+
+import itertools
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from .._space import check_n
+from ._base import AbstractEnergy
+
+
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(n, 1)
+
+
+class Ising(AbstractEnergy):
+    """Pairwise Ising model: ``-E(s) = Σ_i h_i s_i + Σ_{i<j} J_ij s_i s_j``.
+
+    ``fields`` has shape ``(n,)``; ``couplings`` has shape ``(n(n-1)/2,)`` in the
+    order of ``numpy.triu_indices(n, 1)`` (so every parameter is free; use
+    `Ising.from_matrix` for a symmetric matrix).
+    """
+
+    n: int = eqx.field(static=True)
+    fields: Float[Array, " n"]
+    couplings: Float[Array, " pairs"]
+
+    def __init__(self, fields, couplings):
+        fields, couplings = jnp.asarray(fields), jnp.asarray(couplings)
+        n = fields.shape[0] if fields.ndim == 1 else 0
+        if fields.ndim != 1 or couplings.shape != (n * (n - 1) // 2,):
+            raise ValueError(
+                f"Ising needs fields of shape (n,) and couplings of shape (n(n-1)/2,); got "
+                f"{fields.shape} and {couplings.shape}"
+            )
+        self.n = check_n(n)
+        self.fields, self.couplings = fields, couplings
+
+    @classmethod
+    def from_matrix(cls, fields, matrix) -> "Ising":
+        """From fields ``(n,)`` and a symmetric ``(n, n)`` coupling matrix (diagonal ignored)."""
+        matrix = np.asarray(matrix)
+        if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or not np.allclose(matrix, matrix.T):
+            raise ValueError(f"the coupling matrix must be square and symmetric; got shape {matrix.shape}")
+        return cls(fields, jnp.asarray(matrix)[_pairs(matrix.shape[0])])
+
+    @classmethod
+    def init(cls, key, n: int, scale: float = 0.01, dtype=None) -> "Ising":
+        """Fields and couplings i.i.d. ``N(0, scale²)``."""
+        k1, k2 = jax.random.split(key)
+        dtype = dtype or jnp.result_type(float)
+        return cls(scale * jax.random.normal(k1, (n,), dtype), scale * jax.random.normal(k2, (n * (n - 1) // 2,), dtype))
+
+    @property
+    def matrix(self) -> Float[Array, "n n"]:
+        """Symmetric coupling matrix with zero diagonal."""
+        i, j = _pairs(self.n)
+        m = jnp.zeros((self.n, self.n), self.couplings.dtype).at[i, j].set(self.couplings)
+        return m + m.T
+
+    def energy(self, s):
+        return -(self.fields @ s + 0.5 * s @ self.matrix @ s)
+
+    def neg_energy_block(self, s_hi, s_lo):
+        k = s_lo.shape[1]
+        m, h = self.matrix, self.fields
+        lo = s_lo @ h[:k] + 0.5 * jnp.einsum("li,ij,lj->l", s_lo, m[:k, :k], s_lo)
+        hi = s_hi @ h[k:] + 0.5 * jnp.einsum("ci,ij,cj->c", s_hi, m[k:, k:], s_hi)
+        return hi[:, None] + lo[None, :] + (s_hi @ m[k:, :k]) @ s_lo.T
+
+
+def _parity(s, masks):
+    """``χ_S(s) = Π_{i∈S} s_i`` for boolean masks ``(K, n)``: shape ``(..., K)``."""
+    return jnp.prod(jnp.where(masks, s[..., None, :], 1), axis=-1)
+
+
+def _masks(subsets: tuple[int, ...], n: int) -> np.ndarray:
+    return (np.asarray(subsets, dtype=np.int64)[:, None] >> np.arange(n)) & 1 == 1
+
+
+class HigherOrderIsing(AbstractEnergy):
+    """Generalised Ising model ``-E(s) = Σ_S J_S χ_S(s)`` on a list of subsets.
+
+    ``subsets`` are bitmasks (site ``i`` is bit ``i``), static; ``couplings`` has
+    shape ``(len(subsets),)``.
+    """
+
+    n: int = eqx.field(static=True)
+    subsets: tuple[int, ...] = eqx.field(static=True)
+    couplings: Float[Array, " k"]
+
+    def __init__(self, n: int, subsets, couplings):
+        self.n = check_n(n)
+        self.subsets = tuple(int(x) for x in subsets)
+        self.couplings = jnp.asarray(couplings)
+        bad = [x for x in self.subsets if not 0 < x < 2**n]
+        if bad:
+            raise ValueError(f"subsets must be nonzero bitmasks below 2**n = {2**n}; got {bad[:5]}")
+        if len(set(self.subsets)) != len(self.subsets):
+            raise ValueError("subsets must not repeat")
+        if self.couplings.shape != (len(self.subsets),):
+            raise ValueError(
+                f"couplings must have shape ({len(self.subsets)},), one per subset; got {self.couplings.shape}"
+            )
+
+    @staticmethod
+    def subsets_up_to(n: int, max_order: int) -> tuple[int, ...]:
+        """All subsets of order 1..max_order, by order then lexicographically."""
+        return tuple(
+            sum(1 << i for i in c) for k in range(1, max_order + 1) for c in itertools.combinations(range(n), k)
+        )
+
+    @classmethod
+    def init(cls, key, n: int, max_order: int = 2, scale: float = 0.01, subsets=None, dtype=None):
+        """Couplings i.i.d. ``N(0, scale²)`` on ``subsets`` (default: all of order ≤ max_order)."""
+        subsets = cls.subsets_up_to(n, max_order) if subsets is None else tuple(subsets)
+        dtype = dtype or jnp.result_type(float)
+        return cls(n, subsets, scale * jax.random.normal(key, (len(subsets),), dtype))
+
+    @property
+    def width(self) -> int:
+        return len(self.subsets)
+
+    def energy(self, s):
+        return -(_parity(s, _masks(self.subsets, self.n)) @ self.couplings)
+
+    def neg_energy_block(self, s_hi, s_lo):
+        masks = _masks(self.subsets, self.n)
+        k = s_lo.shape[1]
+        return (_parity(s_hi, masks[:, k:]) * self.couplings) @ _parity(s_lo, masks[:, :k]).T
+
+
+def all_parities(s: Float[Array, "*batch n"]) -> Float[Array, "*batch 2**n"]:
+    """``χ_S(s)`` for every subset ``S`` in bitmask order (Kronecker products of ``(1, s_i)``)."""
+    chi = jnp.ones(s.shape[:-1] + (1,), s.dtype)
+    for i in range(s.shape[-1]):
+        chi = jnp.concatenate([chi, chi * s[..., i : i + 1]], axis=-1)
+    return chi
+
+
+class WalshModel(AbstractEnergy):
+    """The full generalised Ising model, parametrised by all ``2**n - 1`` Walsh couplings.
+
+    ``-E(s) = Σ_{S≠∅} J_S χ_S(s)`` with ``couplings[S-1] = J_S``. Its coupling
+    Jacobian is the identity, so its flow is convex (THEORY §3).
+    """
+
+    n: int = eqx.field(static=True)
+    couplings: Float[Array, " 2**n-1"]
+
+    def __init__(self, couplings):
+        self.couplings = jnp.asarray(couplings)
+        size = self.couplings.shape[0] + 1 if self.couplings.ndim == 1 else 0
+        if size < 2 or size & (size - 1):
+            raise ValueError(f"WalshModel needs 2**n - 1 couplings for some n >= 1; got shape {self.couplings.shape}")
+        self.n = check_n(int(math.log2(size)))
+
+    @classmethod
+    def init(cls, key, n: int, scale: float = 0.01, dtype=None) -> "WalshModel":
+        """Couplings i.i.d. ``N(0, scale²)``."""
+        return cls(scale * jax.random.normal(key, (2**n - 1,), dtype or jnp.result_type(float)))
+
+    @property
+    def width(self) -> int:
+        return 2 ** ((self.n + 1) // 2)
+
+    def _full(self):
+        return jnp.concatenate([jnp.zeros(1, self.couplings.dtype), self.couplings])
+
+    def energy(self, s):
+        return -(all_parities(s) @ self._full())
+
+    def neg_energy_block(self, s_hi, s_lo):
+        # χ_S(s) = χ_{S_hi}(s_hi) χ_{S_lo}(s_lo) with S = S_hi * 2**n_lo + S_lo.
+        j = self._full().reshape(2 ** s_hi.shape[1], 2 ** s_lo.shape[1])
+        return all_parities(s_hi) @ j @ all_parities(s_lo).T

@@ -1,0 +1,63 @@
+"""Energies given by a multilayer perceptron."""
+
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .._space import check_n
+from ._base import AbstractEnergy
+
+ACTIVATIONS = {
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "gelu": jax.nn.gelu,
+    "silu": jax.nn.silu,
+    "softplus": jax.nn.softplus,
+    "sigmoid": jax.nn.sigmoid,
+}
+
+
+class MLPEnergy(AbstractEnergy):
+    """``E(s) = MLP(s)``: dense layers of the given widths, a scalar output.
+
+    ``layers`` are `equinox.nn.Linear`; ``activation`` names one of
+    ``tanh, relu, gelu, silu, softplus, sigmoid`` and acts between layers.
+    """
+
+    n: int = eqx.field(static=True)
+    activation: str = eqx.field(static=True)
+    layers: tuple[eqx.nn.Linear, ...]
+
+    def __init__(self, layers: Sequence[eqx.nn.Linear], activation: str = "tanh"):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}")
+        self.layers = tuple(layers)
+        self.activation = activation
+        self.n = check_n(self.layers[0].in_features)
+
+    @classmethod
+    def init(
+        cls, key, n: int, widths: Sequence[int] = (32, 32), activation: str = "tanh", scale: float = 1.0, dtype=None
+    ) -> "MLPEnergy":
+        """Weights i.i.d. ``N(0, scale²/fan_in)``, biases zero."""
+        dtype = dtype or jnp.result_type(float)
+        sizes = [check_n(n), *widths, 1]
+        keys = jax.random.split(key, len(sizes) - 1)
+        layers = []
+        for k, fan_in, fan_out in zip(keys, sizes[:-1], sizes[1:]):
+            layer = eqx.nn.Linear(fan_in, fan_out, key=k, dtype=dtype)
+            weight = scale / fan_in**0.5 * jax.random.normal(k, (fan_out, fan_in), dtype)
+            layers.append(eqx.tree_at(lambda l: (l.weight, l.bias), layer, (weight, jnp.zeros(fan_out, dtype))))
+        return cls(layers, activation)
+
+    @property
+    def width(self) -> int:
+        return max(layer.out_features for layer in self.layers)
+
+    def energy(self, s):
+        act = ACTIVATIONS[self.activation]
+        for layer in self.layers[:-1]:
+            s = act(layer(s))
+        return self.layers[-1](s)[0]
