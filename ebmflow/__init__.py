@@ -13,6 +13,15 @@ if os.environ.get("EBMFLOW_X64", "1") != "0":
     jax.config.update("jax_enable_x64", True)
 
 from . import targets as targets
+from .flow import (
+    RESULTS as RESULTS,
+    FlowSolution as FlowSolution,
+    Rodas4 as Rodas4,
+    flow as flow,
+    flow_batch as flow_batch,
+    summarize as summarize,
+    train as train,
+)
 from ._effective import (
     coupling_jacobian as coupling_jacobian,
     couplings as couplings,

@@ -64,7 +64,8 @@ def _streamed_sums(model: AbstractEnergy, plan: Chunking, weights=None):
     """
     block = _blocks(model, plan)
     dtype = model_dtype(model)
-    w = None if weights is None else weights.reshape(plan.n_chunks, plan.chunk_hi, -1)
+    # The sum runs in the model's dtype (a float64 target with a float32 model must not change the carry type).
+    w = None if weights is None else weights.astype(dtype).reshape(plan.n_chunks, plan.chunk_hi, -1)
 
     def body(carry, xs):
         top, total, dot = carry
@@ -76,6 +77,9 @@ def _streamed_sums(model: AbstractEnergy, plan: Chunking, weights=None):
             dot = dot + (w_chunk * x).sum()
         return (new_top, total, dot), None
 
+    if plan.n_chunks == 1:  # one block: no loop to carry, and cheaper higher derivatives
+        x = block(0).reshape(-1)
+        return jax.nn.logsumexp(x), (0 if w is None else w.reshape(-1) @ x)
     init = (jnp.array(-jnp.inf, dtype), jnp.array(0, dtype), jnp.array(0, dtype))
     (top, total, dot), _ = jax.lax.scan(
         jax.checkpoint(body, prevent_cse=False), init, (jnp.arange(plan.n_chunks), w)

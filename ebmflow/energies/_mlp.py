@@ -35,6 +35,18 @@ class MLPEnergy(AbstractEnergy):
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}")
         self.layers = tuple(layers)
         self.activation = activation
+        if not self.layers:
+            raise ValueError("MLPEnergy needs at least one layer")
+        for k in range(1, len(self.layers)):
+            if self.layers[k].in_features != self.layers[k - 1].out_features:
+                raise ValueError(
+                    f"layer {k} has in_features={self.layers[k].in_features} but layer {k - 1} has "
+                    f"out_features={self.layers[k - 1].out_features}; consecutive widths must match"
+                )
+        if self.layers[-1].out_features != 1:
+            raise ValueError(
+                f"the last layer must have out_features=1 (the energy is a scalar); got {self.layers[-1].out_features}"
+            )
         self.n = check_n(self.layers[0].in_features)
 
     @classmethod
