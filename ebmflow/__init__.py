@@ -12,7 +12,14 @@ import jax
 if os.environ.get("EBMFLOW_X64", "1") != "0":
     jax.config.update("jax_enable_x64", True)
 
-from . import targets as targets
+from . import analysis as analysis, targets as targets
+from .analysis import (
+    StabilityReport as StabilityReport,
+    classify_batch as classify_batch,
+    fixed_point as fixed_point,
+    hessian as hessian,
+    stability as stability,
+)
 from .flow import (
     RESULTS as RESULTS,
     FlowSolution as FlowSolution,

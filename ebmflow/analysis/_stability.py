@@ -1,0 +1,179 @@
+"""Stability of a (near-)stationary point: spectra, expressivity, neutral directions (THEORY §4–5)."""
+
+import dataclasses
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._effective import coupling_jacobian, couplings
+from .._exact import check_pair, kl, moments
+from .._walsh import order_norms
+from ..flow._objective import Objective
+from ._hessian import extreme_eigenvalues, hessian
+
+
+@dataclasses.dataclass(frozen=True)
+class StabilityReport:
+    """What `stability` found at one point. Arrays are NumPy; thresholds are stated in ``thresholds``.
+
+    - ``kind``: ``"data-consistent"`` (stationary, KL ≈ 0), ``"spurious"`` (stationary, KL > 0)
+      or ``"not stationary"``; ``kl`` (nats), ``grad_norm``, ``moment_mismatch (n+1,)`` per order.
+    - ``method``: ``"dense"`` (all eigenvalues) or ``"lanczos"`` (extremes only; counts are None).
+    - ``eigenvalues``: ascending; ``eigenvectors (P, P)`` as columns if asked for.
+    - ``n_stable``, ``n_neutral``, ``n_unstable``: ``λ > t``, ``|λ| <= t``, ``λ < -t`` with
+      ``t = eig_rtol · max|λ|``.
+    - ``rank``, ``singular_values``: of the coupling Jacobian ``G`` (rows S ≠ ∅), counted above
+      ``rank_rtol · σ_max``; ``generic_rank``: the same at random parameters of this architecture;
+      ``n_couplings = 2**n - 1``; ``n_params = P``.
+    - ``decomposition``: Frobenius norms of ``∇²L``, ``GᵀCG``, ``Σ_S g_S ∇²J_S`` and the relative
+      residual of ``∇²L = GᵀCG + Σ_S g_S ∇²J_S (+ penalty·I)`` (dense only).
+    - ``neutral``: ``max ||G v||`` over neutral eigenvectors, and ``||J(θ+εv) - J(θ)||`` for
+      ``epsilons`` along the first neutral eigenvector with its log-log ``slope`` (2 means O(ε²)).
+    """
+
+    kind: str
+    kl: float
+    grad_norm: float
+    moment_mismatch: np.ndarray
+    method: str
+    eigenvalues: np.ndarray
+    eigenvectors: np.ndarray | None
+    n_stable: int | None
+    n_neutral: int | None
+    n_unstable: int | None
+    rank: int
+    singular_values: np.ndarray
+    generic_rank: int
+    n_couplings: int
+    n_params: int
+    decomposition: dict | None
+    neutral: dict | None
+    thresholds: dict
+
+    def summary(self) -> str:
+        """A few lines for humans."""
+        lines = [
+            f"{self.kind}: KL = {self.kl:.3e} nats, ||∇L|| = {self.grad_norm:.3e}",
+            f"coupling Jacobian rank {self.rank} of {self.n_couplings} couplings "
+            f"(generic rank {self.generic_rank}, {self.n_params} parameters)",
+        ]
+        if self.method == "dense":
+            lines.append(
+                f"Hessian ({self.method}): {self.n_stable} stable, {self.n_neutral} neutral, {self.n_unstable} unstable; "
+                f"λ in [{self.eigenvalues[0]:.3e}, {self.eigenvalues[-1]:.3e}]"
+            )
+        else:
+            lines.append(f"Hessian (Lanczos): extreme eigenvalues {self.eigenvalues[0]:.3e} ... {self.eigenvalues[-1]:.3e}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dictionary (eigenvectors left out)."""
+        out = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "eigenvectors":
+                continue
+            out[field.name] = value.tolist() if isinstance(value, np.ndarray) else value
+        return out
+
+
+def random_like(model, key, scale: float = 0.5):
+    """The same architecture with every parameter i.i.d. ``N(0, scale²)``."""
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    leaves = [scale * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)]
+    return eqx.combine(jax.tree_util.tree_unflatten(treedef, leaves), static)
+
+
+def _rank(g: np.ndarray, rtol: float) -> tuple[int, np.ndarray]:
+    sigma = np.linalg.svd(g, compute_uv=False)
+    return int((sigma > rtol * sigma[0]).sum()) if sigma.size and sigma[0] > 0 else 0, sigma
+
+
+def covariance(m: np.ndarray) -> np.ndarray:
+    """``C_ST = <χ_S χ_T> - <χ_S><χ_T> = m_{S xor T} - m_S m_T`` for ``S, T ≠ ∅``."""
+    idx = np.arange(1, m.shape[0])
+    return m[np.bitwise_xor.outer(idx, idx)] - np.outer(m[idx], m[idx])
+
+
+def stability(
+    model, target, *, penalty: float = 0.0, eig_rtol: float = 1e-9, rank_rtol: float = 1e-9,
+    grad_tol: float = 1e-6, kl_tol: float = 1e-8, eigenvectors: bool = False, dense_limit: int = 4000,
+    epsilons=(1e-1, 1e-2, 1e-3), key=None,
+) -> StabilityReport:
+    """Classify a point and describe the loss landscape around it (THEORY §4–5).
+
+    ``kind`` is decided from ``||∇L|| <= grad_tol`` (stationary) and ``KL <= kl_tol``
+    (data-consistent). Up to ``dense_limit`` parameters the Hessian is dense (float64
+    eigen-decomposition); beyond, its extreme eigenvalues come from Lanczos on
+    Hessian-vector products. ``key`` seeds the random point of the generic rank.
+    """
+    check_pair(model, target)
+    key = jax.random.key(0) if key is None else key
+    objective = Objective(model)
+    theta, dtype = objective.theta0, target.probs.dtype
+    grad_norm = float(jnp.linalg.norm(objective.gradient(theta, target.probs, jnp.asarray(penalty, dtype))))
+    kl_value = float(kl(model, target))
+    m_model, m_data = np.asarray(moments(model)), np.asarray(moments(target))
+    mismatch = np.asarray(order_norms(m_model - m_data))
+    if grad_norm > grad_tol:
+        kind = "not stationary"
+    else:
+        kind = "data-consistent" if kl_value <= kl_tol else "spurious"
+    g = np.asarray(coupling_jacobian(model))
+    rank, sigma = _rank(g, rank_rtol)
+    generic_rank, _ = _rank(np.asarray(coupling_jacobian(random_like(model, key))), rank_rtol)
+    size = theta.shape[0]
+    thresholds = dict(grad_tol=grad_tol, kl_tol=kl_tol, eig_rtol=eig_rtol, rank_rtol=rank_rtol, penalty=penalty)
+    common = dict(
+        kind=kind, kl=kl_value, grad_norm=grad_norm, moment_mismatch=mismatch, rank=rank, singular_values=sigma,
+        generic_rank=generic_rank, n_couplings=g.shape[0], n_params=size, thresholds=thresholds,
+    )
+    if size > dense_limit:
+        smallest, largest = extreme_eigenvalues(model, target, penalty)
+        return StabilityReport(
+            method="lanczos", eigenvalues=np.concatenate([smallest, largest]), eigenvectors=None, n_stable=None,
+            n_neutral=None, n_unstable=None, decomposition=None, neutral=None, **common,
+        )
+    h = np.asarray(hessian(model, target, penalty))
+    lam, vec = np.linalg.eigh(h)
+    t = eig_rtol * np.abs(lam).max()
+    neutral_vecs = vec[:, np.abs(lam) <= t]
+    return StabilityReport(
+        method="dense", eigenvalues=lam, eigenvectors=vec if eigenvectors else None,
+        n_stable=int((lam > t).sum()), n_neutral=int(neutral_vecs.shape[1]), n_unstable=int((lam < -t).sum()),
+        decomposition=_decomposition(objective, h, g, m_model, m_data, penalty),
+        neutral=_neutral(objective, g, neutral_vecs, epsilons), **common,
+    )
+
+
+def _decomposition(objective, h, g, m_model, m_data, penalty) -> dict:
+    """Norms in ``∇²L = GᵀCG + Σ_S g_S ∇²J_S + penalty·I``."""
+    gauss_newton = g.T @ covariance(m_model) @ g
+    mismatch = jnp.asarray(m_model - m_data)[1:]
+    curvature = np.asarray(
+        jax.hessian(lambda t: mismatch @ couplings(objective.unflatten(t))[1:])(objective.theta0)
+    )
+    residual = h - gauss_newton - curvature - penalty * np.eye(h.shape[0])
+    norm = np.linalg.norm(h)
+    return dict(
+        hessian_norm=float(norm), gauss_newton_norm=float(np.linalg.norm(gauss_newton)),
+        curvature_norm=float(np.linalg.norm(curvature)), relative_residual=float(np.linalg.norm(residual) / norm),
+    )
+
+
+def _neutral(objective, g, vecs, epsilons) -> dict | None:
+    """First- and second-order invariance of the couplings along neutral directions."""
+    if vecs.shape[1] == 0:
+        return None
+    j0 = couplings(objective.unflatten(objective.theta0))[1:]
+    v = jnp.asarray(vecs[:, 0])
+    changes = [float(jnp.linalg.norm(couplings(objective.unflatten(objective.theta0 + e * v))[1:] - j0)) for e in epsilons]
+    slope = float(np.polyfit(np.log(epsilons), np.log(np.maximum(changes, 1e-300)), 1)[0])
+    return dict(
+        max_g_v=float(np.linalg.norm(g @ vecs, axis=0).max()), epsilons=list(epsilons), coupling_changes=changes,
+        slope=slope,
+    )
