@@ -91,6 +91,8 @@ def order_norms(couplings: Float[Array, "... 2**n"]) -> Float[Array, "... n+1"]:
 
 def sites(subset: int) -> tuple[int, ...]:
     """The sites of a subset bitmask: ``sites(0b1011) == (0, 1, 3)``."""
+    if int(subset) < 0:
+        raise ValueError(f"a subset is a non-negative bitmask; got {subset}")
     return tuple(i for i in range(int(subset).bit_length()) if subset >> i & 1)
 
 

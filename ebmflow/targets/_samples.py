@@ -51,7 +51,7 @@ def to_spins(samples: np.ndarray, encoding: Encoding = "auto", spin_map: str = "
         row, col = np.argwhere(bad)[0]
         raise ValueError(
             f"samples must be binary: with encoding {encoding!r} the values must be {allowed}; "
-            f"row {row}, column {col} holds {x[row, col]!r} ({bad.sum()} entries are not binary)"
+            f"row {row}, column {col} holds {x[row, col].item()!r} ({bad.sum()} entries are not binary)"
         )
     if encoding == "pm1":
         return x.astype(np.int8), encoding
