@@ -1,49 +1,92 @@
-"""The ``ebmflow`` command line: parses arguments, calls the public API, prints and writes files."""
+"""The ``ebmflow`` command line: parses arguments, calls the public API, prints and writes files.
+
+    ebmflow demo --out DIR          the embedded default experiment
+    ebmflow run EXPERIMENT.toml --out DIR
+    ebmflow plot DIR                regenerate every figure from DIR/results.npz
+"""
 
 import argparse
+import importlib.resources
 import sys
-
-import jax
-import numpy as np
+import tomllib
+from pathlib import Path
 
 import ebmflow as ef
+from ebmflow.experiments import ConfigError, load_experiment, parse_experiment, run_experiment
+from ebmflow.io import load, plot_all
+
+
+def _print_summary(summary: dict, out: Path, figures: list[Path]) -> None:
+    print(f"\n{summary['name']}: {summary['status']}, {summary['members_done']} of {summary['members']} runs")
+    print(f"  run 0: {summary['result']}; final KL = {summary['final_kl']:.3e} nats")
+    if summary.get("kind"):
+        print(f"  endpoint: {summary['kind']}; Hessian {summary['n_stable']} stable, {summary['n_neutral']} neutral, "
+              f"{summary['n_unstable']} unstable; rank G = {summary['rank']}")
+    times = ", ".join(f"τ_{k} = {t:.3g}" for k, t in summary["learning_times"].items() if t == t and t != float("inf"))
+    print(f"  learning times (Δ_k <= {summary['alpha']}): {times or 'none reached'}")
+    if "batch" in summary:
+        b = summary["batch"]
+        print(f"  batch: {b['ok']}/{b['members']} ok, final KL median {b['final_kl'].get('median', float('nan')):.3e}, "
+              f"endpoints {b.get('kinds', {})}")
+    print(f"  wall time {summary['wall_time_s']:.1f} s; results {out / 'results.npz'}, summary {out / 'summary.json'}")
+    print("  figures: " + ", ".join(str(p) for p in figures))
+
+
+def _execute(experiment, args) -> int:
+    out = Path(args.out)
+    log = (lambda *a, **k: None) if args.quiet else print
+    progress = not args.quiet and sys.stderr.isatty()
+    outcome = run_experiment(experiment, out, progress=progress, log=log)
+    figures = plot_all(load(outcome.results_path), out, formats=("png", "pdf") if args.pdf else ("png",))
+    if not args.quiet:
+        _print_summary(outcome.summary, out, figures)
+    return 0 if outcome.complete else 130
 
 
 def _demo(args) -> int:
-    n, m = args.n, args.hidden
-    teacher = ef.targets.random_ising(jax.random.key(args.seed), n, {1: 0.2, 2: 0.3 / n**0.5, 3: 0.5 / n})
-    target = ef.Target.from_model(teacher)
-    model = ef.RBM.init(jax.random.key(args.seed + 1), n, m, scale=args.scale)
-    j_model, j_target = ef.couplings(model), ef.couplings(target)
-    norms_model, norms_target = ef.order_norms(j_model), ef.order_norms(j_target)
-    errors = ef.order_norms(j_model - j_target)
-    print(f"RBM (n={n}, {m} spin hidden units, weights ~ N(0, {args.scale}²)) vs a random generalised Ising")
-    print(f"teacher with fields, pairs and triplets (seed {args.seed}); exact over all 2**{n} states, float64")
-    print(f"KL(teacher || RBM) = {float(ef.kl(model, target)):.6g} nats\n")
-    print(f"{'order':>5} {'count':>6} {'||J_k|| RBM':>12} {'||J*_k|| teacher':>17} {'||J_k - J*_k||':>15}")
-    for k in range(1, n + 1):
-        count = len(ef.subsets_of_order(n, k))
-        print(f"{k:>5} {count:>6} {norms_model[k]:>12.4e} {norms_target[k]:>17.4e} {errors[k]:>15.4e}")
+    text = importlib.resources.files("ebmflow.experiments").joinpath("demo.toml").read_text()
+    return _execute(parse_experiment(tomllib.loads(text)), args)
+
+
+def _run(args) -> int:
+    return _execute(load_experiment(args.experiment), args)
+
+
+def _plot(args) -> int:
+    figures = plot_all(load(args.results), Path(args.results) if Path(args.results).is_dir() else
+                       Path(args.results).parent, formats=("png", "pdf") if args.pdf else ("png",))
+    print("\n".join(str(p) for p in figures))
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ebmflow", description=__doc__)
+    parser = argparse.ArgumentParser(prog="ebmflow", description="Exact learning dynamics of energy-based models.")
     parser.add_argument("--version", action="version", version=f"ebmflow {ef.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="exact KL and effective couplings of a default RBM against a teacher")
-    demo.add_argument("--n", type=int, default=10, help="visible spins (default 10)")
-    demo.add_argument("--hidden", type=int, default=10, help="hidden units (default 10)")
-    demo.add_argument("--scale", type=float, default=0.3, help="initial weight std (default 0.3)")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(run=_demo)
+    for name, run, help_ in [("demo", _demo, "run the embedded default experiment"),
+                             ("run", _run, "run an experiment file (TOML)")]:
+        cmd = commands.add_parser(name, help=help_)
+        if name == "run":
+            cmd.add_argument("experiment", help="experiment file (.toml); see examples/")
+        cmd.add_argument("--out", required=True, help="output folder (created)")
+        cmd.add_argument("--quiet", action="store_true", help="print nothing, no progress bars")
+        cmd.add_argument("--pdf", action="store_true", help="also write PDF figures")
+        cmd.set_defaults(run=run)
+    plot = commands.add_parser("plot", help="regenerate the figures from a results folder or file")
+    plot.add_argument("results", help="a folder holding results.npz, or the file")
+    plot.add_argument("--pdf", action="store_true")
+    plot.set_defaults(run=_plot)
     return parser
 
 
 def main(argv=None) -> int:
+    """Entry point; returns the exit code (0 ok, 1 bad input, 130 interrupted)."""
     args = _parser().parse_args(argv)
-    np.set_printoptions(precision=4)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except (ConfigError, ValueError) as err:
+        print(f"ebmflow: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -13,9 +13,14 @@ from ._rosenbrock import Rodas4
 from ._solution import RESULTS, FlowSolution
 
 
-def save_times(t1: float, num: int = 61, decades: float = 6.0) -> np.ndarray:
-    """Default save times: ``t = 0`` and ``num`` log-spaced times over the last ``decades`` decades up to ``t1``."""
-    return np.concatenate([[0.0], np.logspace(np.log10(t1) - decades, np.log10(t1), num)])
+def save_times(t1: float, num: int = 61, t_min: float | None = None) -> np.ndarray:
+    """Default save times: ``t = 0`` and ``num`` log-spaced times from ``t_min`` to ``t1``.
+
+    ``t_min`` defaults to ``min(t1 / 1e6, 0.1)``: six decades, and never later than
+    ``t = 0.1`` so that the early learning of low orders is resolved.
+    """
+    t_min = min(t1 / 1e6, 0.1) if t_min is None else t_min
+    return np.concatenate([[0.0], np.logspace(np.log10(t_min), np.log10(t1), num)])
 
 
 def _evaluation_counts(solver) -> tuple[int, int] | None:
@@ -152,8 +157,8 @@ def flow(
     **Arguments:**
 
     - `model`: an energy model (its inexact arrays are the parameters θ); `target`: a `Target`.
-    - `t1`: final time. `ts`: save times in ``[0, t1]`` (default: 0 and `num_saves`
-      log-spaced times over six decades up to `t1`); steps land on them exactly.
+    - `t1`: final time. `ts`: save times in ``[0, t1]`` (default: `save_times(t1, num_saves)`,
+      0 and log-spaced times up to `t1`); steps land on them exactly.
     - `solver`: a diffrax solver (default `Rodas4`, a Rosenbrock method with the exact
       Hessian; see `ebmflow.flow.Rodas4` for why). `rtol`, `atol`: error control.
     - `penalty`: L2 penalty strength. `max_steps`: solver step budget.

@@ -1,0 +1,4 @@
+"""Results files and figures."""
+
+from ._plots import plot_all as plot_all
+from ._results import Results as Results, load as load, save as save

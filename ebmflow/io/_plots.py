@@ -1,0 +1,123 @@
+"""Figures from a results file alone (matplotlib, no display needed)."""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ._results import Results  # noqa: E402
+
+
+def _orders(n: int, k_max: int = 6):
+    return list(range(1, min(n, k_max) + 1))
+
+
+def _time_axis(ax, ts):
+    ax.set_xscale("log")
+    ax.set_xlim(ts[ts > 0].min(), ts.max())
+    ax.set_xlabel("training time t")
+
+
+def plot_kl(results: Results, ax):
+    ts, kl = results["ts"], results["kl"]
+    for row in kl:
+        ax.plot(ts[1:], row[1:], color="C0", alpha=0.3 if len(kl) > 1 else 1, lw=1)
+    if len(kl) > 1:
+        ax.plot(ts[1:], np.nanmedian(kl[:, 1:], axis=0), color="C0", lw=2.5, label=f"median of {len(kl)} runs")
+        ax.legend()
+    ax.set_yscale("log")
+    _time_axis(ax, ts)
+    ax.set_ylabel("KL(p_D || p_θ)  [nats]")
+    ax.set_title("Exact KL along the learning trajectory")
+
+
+def plot_hierarchy(results: Results, axes):
+    ts, n = results["ts"], results["target_coupling_norms"].shape[0] - 1
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(_orders(n))))
+    delta = np.nanmedian(results["delta"], axis=0)
+    norms = np.nanmedian(results["coupling_norms"], axis=0)
+    alpha = results.metadata.get("config", {}).get("analysis", {}).get("alpha")
+    for k, c in zip(_orders(n), colors):
+        axes[0].plot(ts[1:], delta[1:, k], color=c, lw=2, label=f"order {k}")
+        axes[1].plot(ts[1:], norms[1:, k], color=c, lw=2, label=f"order {k}")
+        if results["target_coupling_norms"][k] > 1e-10 * results["target_coupling_norms"].max():
+            axes[1].axhline(results["target_coupling_norms"][k], color=c, ls="--", lw=1)
+    if alpha:
+        axes[0].axhline(alpha, color="gray", ls=":", lw=1, label=f"α = {alpha}")
+    for ax in axes:
+        _time_axis(ax, ts)
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("moment mismatch Δ_k(t)  (relative to t = 0)")
+    axes[0].set_title("Low orders are learned first")
+    axes[1].set_ylabel("coupling norm ||J_k||  (dashed: target ||J*_k||)")
+    axes[1].set_title("Effective couplings by order")
+
+
+def plot_spectrum(results: Results, ax, member: int = 0):
+    lam = results["eigenvalues"][member]
+    stable, neutral, unstable = (results[k][member] for k in ("n_stable", "n_neutral", "n_unstable"))
+    eig_rtol = (results.metadata.get("stability") or [{}])[member] or {}
+    tol = (eig_rtol.get("thresholds") or {}).get("eig_rtol", 1e-9) * np.nanmax(np.abs(lam))
+    idx = np.arange(lam.size)
+    groups = [(lam > tol, "C2", "o", f"stable: λ > t ({stable})"), (np.abs(lam) <= tol, "C7", "s", f"neutral: |λ| ≤ t ({neutral})"),
+              (lam < -tol, "C3", "v", f"unstable: λ < -t ({unstable})")]
+    for mask, color, marker, label in groups:
+        ax.scatter(idx[mask], np.abs(lam[mask]), s=12, color=color, marker=marker, label=label)
+    ax.axhline(tol, color="gray", ls=":", lw=1, label=f"t = {tol:.1e} (relative tolerance × max|λ|)")
+    ax.set_yscale("log")
+    ax.set_xlabel("eigenvalue index (ascending λ)")
+    ax.set_ylabel("|λ|, eigenvalues of the Hessian ∇²L")
+    kind = (results.metadata.get("kinds") or [None])[member]
+    ax.set_title(f"Hessian spectrum at the endpoint: {kind}")
+    ax.legend()
+
+
+def plot_batch(results: Results, axes):
+    kl = results["kl"][:, -1]
+    ok = np.isfinite(kl) & (kl > 0)
+    axes[0].hist(np.log10(kl[ok]), bins=max(5, int(np.sqrt(ok.sum()))), color="C0")
+    axes[0].set_xlabel("log10 final KL  [nats]")
+    axes[0].set_ylabel("runs")
+    axes[0].set_title(f"Final KL over {len(kl)} initialisations")
+    taus = results["learning_times"]
+    n = taus.shape[1] - 1
+    data = [taus[:, k][np.isfinite(taus[:, k])] for k in _orders(n)]
+    axes[1].boxplot([d if d.size else [np.nan] for d in data], tick_labels=[str(k) for k in _orders(n)])
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("order k")
+    alpha = results.metadata.get("config", {}).get("analysis", {}).get("alpha")
+    axes[1].set_ylabel(f"learning time τ_k(α = {alpha})")
+    axes[1].set_title("Learning time by order")
+
+
+def plot_all(results: Results, out: str | Path, formats=("png",)) -> list[Path]:
+    """Write every figure the results support into ``out``; returns the paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = []
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    plot_kl(results, ax)
+    figures.append(("kl", fig))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    plot_hierarchy(results, axes)
+    figures.append(("hierarchy", fig))
+    if "eigenvalues" in results and np.isfinite(results["eigenvalues"][0]).any():
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        plot_spectrum(results, ax)
+        figures.append(("spectrum", fig))
+    if results["kl"].shape[0] > 1:
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+        plot_batch(results, axes)
+        figures.append(("batch", fig))
+    paths = []
+    for name, fig in figures:
+        fig.tight_layout()
+        for fmt in formats:
+            paths.append(out / f"{name}.{fmt}")
+            fig.savefig(paths[-1], dpi=120)
+        plt.close(fig)
+    return paths

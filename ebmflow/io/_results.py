@@ -1,0 +1,90 @@
+"""Results files: one ``.npz`` per run, arrays plus a JSON ``metadata`` entry, written atomically.
+
+Why npz: it needs only NumPy (no HDF5 library), is a single file that
+`numpy.load` reads anywhere, and our results are a few dense arrays plus a
+JSON description; HDF5's partial reads and zarr's chunked stores buy nothing
+at these sizes.
+"""
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "ebmflow-results/1"
+
+
+class Results(Mapping):
+    """A loaded results file: ``results.metadata`` (dict) and arrays by name (``results["kl"]``)."""
+
+    def __init__(self, metadata: dict, arrays: dict[str, np.ndarray]):
+        self.metadata = metadata
+        self._arrays = arrays
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._arrays[name]
+
+    def __iter__(self):
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k}{tuple(v.shape)}" for k, v in self._arrays.items())
+        return f"Results({self.metadata.get('name')!r}, status={self.metadata.get('status')!r}, {shapes})"
+
+
+def save(path: str | os.PathLike, metadata: dict, arrays: Mapping[str, np.ndarray]) -> Path:
+    """Write a results file atomically (a temporary file in the same folder, then a rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = json.dumps({"format": FORMAT, **metadata}, default=_json_default)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, metadata=np.array(meta), **{k: np.asarray(v) for k, v in arrays.items()})
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def load(path: str | os.PathLike) -> Results:
+    """Read a results file written by ebmflow (``ebmflow run``/``demo``, or `save`)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.npz"
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read results file {str(path)!r}: {err}") from None
+    if "metadata" not in arrays:
+        raise ValueError(f"{str(path)!r} is not an ebmflow results file (no metadata entry)")
+    metadata = json.loads(str(arrays.pop("metadata")))
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{str(path)!r} has format {metadata.get('format')!r}; this ebmflow reads {FORMAT!r}")
+    return Results(metadata, arrays)
+
+
+def write_json(path: str | os.PathLike, data: dict) -> Path:
+    """Write JSON atomically."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, default=_json_default)
+    os.replace(tmp, path)
+    return path
+
+
+def _json_default(x):
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    raise TypeError(f"cannot store {type(x).__name__} in JSON")
