@@ -295,3 +295,8 @@ def test_teacher_errors():
         targets.sparse_parity(4, (), 1.0)
     with pytest.raises(ValueError, match=r"number of spins n must be a positive int; got 0"):
         targets.ising_grid(0, 3, 1.0)
+
+
+def test_negative_subset_has_no_sites():
+    with pytest.raises(ValueError, match="non-negative bitmask; got -1"):
+        ebmflow.sites(-1)

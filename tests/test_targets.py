@@ -232,3 +232,31 @@ def test_sparse_parity():
     parity = ebmflow.subset(*sites)
     assert j[parity] == pytest.approx(beta, abs=1e-12)
     np.testing.assert_allclose(np.delete(j, [0, parity]), 0, **EXACT)
+
+
+def test_periodic_side_of_two_doubles_the_bond():
+    # A ring of two sites has two bonds between the same pair: -E = 2 β s_0 s_1.
+    beta = 0.3
+    chain = targets.ising_chain(2, beta)
+    for b in range(4):
+        s = ref.state(b, 2)
+        assert np.isclose(ref.neg_energy(chain, s), 2 * beta * s[0] * s[1], atol=1e-12)
+    grid = targets.ising_grid(2, 2, beta)  # each of the 4 pairs is bonded twice
+    for b in range(16):
+        s = ref.state(b, 4)
+        expected = 2 * beta * (s[0] * s[1] + s[2] * s[3] + s[0] * s[2] + s[1] * s[3])
+        assert np.isclose(ref.neg_energy(grid, s), expected, atol=1e-12)
+
+
+def test_sum_to_one_tolerance_follows_dtype():
+    # float32 probabilities of many states sum to 1 only to ~1e-6 (seen at n = 20): accepted up to 1e-4;
+    # float64 ones must sum to 1 within 1e-6.
+    p = np.full(2**10, 1.0 / 2**10)
+    p[0] += 5e-6
+    assert ebmflow.Target(jnp.asarray(p, jnp.float32)).probs.dtype == jnp.float32
+    with pytest.raises(ValueError, match="must sum to 1"):
+        ebmflow.Target(jnp.asarray(p, jnp.float64))
+    q = np.full(2**10, 1.0 / 2**10)
+    q[0] += 5e-4
+    with pytest.raises(ValueError, match="must sum to 1"):
+        ebmflow.Target(jnp.asarray(q, jnp.float32))

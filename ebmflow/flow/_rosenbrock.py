@@ -43,7 +43,8 @@ _M = np.array([1.221224509226641, 6.019134481288629, 12.53708332932087, -0.68788
 class Rodas4(dfx.AbstractAdaptiveSolver):
     """RODAS4: L-stable Rosenbrock method of order 4 (embedded order 3), 6 stages.
 
-    For autonomous ODEs whose state ``y`` is a 1-D array. Per step: one Jacobian
+    For autonomous ODEs with a continuous vector field (no jumps: the first stage
+    reuses the previous step's last evaluation), whose state ``y`` is a 1-D array. Per step: one Jacobian
     (`jax.jacfwd` of the vector field), one LU factorisation, six linear solves
     and six vector-field evaluations (five stages and ``f(y1)``, which the next
     step reuses as its first stage and which gives cubic Hermite dense output).
@@ -75,12 +76,11 @@ class Rodas4(dfx.AbstractAdaptiveSolver):
         lu = jsl.lu_factor(g)
         a, c = jnp.asarray(_A, y0.dtype), jnp.asarray(_C, y0.dtype) / h
 
-        def stage(i, ks):
-            # One traced copy of f for all stages keeps compilation small.
-            fi = jax.lax.cond(i == 0, lambda _: f0, f, y0 + a[i] @ ks)
-            return ks.at[i].set(jsl.lu_solve(lu, fi + c[i] @ ks))
+        def stage(i, ks):  # one traced copy of f for all stages keeps compilation small
+            return ks.at[i].set(jsl.lu_solve(lu, f(y0 + a[i] @ ks) + c[i] @ ks))
 
-        ks = jax.lax.fori_loop(0, 6, stage, jnp.zeros((6,) + y0.shape, y0.dtype))
+        ks = jnp.zeros((6,) + y0.shape, y0.dtype).at[0].set(jsl.lu_solve(lu, f0))
+        ks = jax.lax.fori_loop(1, 6, stage, ks)
         y1 = y0 + jnp.asarray(_M, y0.dtype) @ ks
         f1 = f(y1)
         dense_info = dict(y0=y0, y1=y1, k=jnp.stack([h * f0, h * f1]))
