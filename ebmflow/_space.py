@@ -5,13 +5,13 @@ Convention (THEORY §1): state index ``b`` in ``[0, 2**n)`` has spins
 
 Exact sums stream over chunks. The index is split into high and low bits,
 ``b = hi * 2**n_lo + lo``, i.e. ``s = (s_lo, s_hi)`` with sites ``0..n_lo-1`` in
-``s_lo``. One chunk is ``chunk_hi`` consecutive values of ``hi`` times all
-``2**n_lo`` values of ``lo``; energies evaluate a chunk as a ``(chunk_hi, 2**n_lo)``
-block, which lets linear terms separate over the split (THEORY §8). Chunks are
-independent, so the chunk axis is the one to shard over devices.
+``s_lo``. One chunk is one value of ``hi`` with all ``2**n_lo`` values of ``lo``.
+Energies compute what depends on the low bits alone once per sum and then
+evaluate each chunk from it and one high-bit state, which lets linear terms
+separate over the split (THEORY §8). Chunks are independent, so the chunk axis
+is the one to shard over devices.
 """
 
-import math
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -20,7 +20,7 @@ from jaxtyping import Array, Float, Int
 
 from ._memory import check_fits
 
-DEFAULT_CHUNK_SIZE = 2**16
+DEFAULT_CHUNK_SIZE = 2**10
 MAX_SPINS = 48  # index arithmetic stays exact in int64 far beyond any size that fits in memory
 
 
@@ -59,39 +59,38 @@ def state_index(s) -> Int[Array, "*batch"]:
 
 
 class Chunking(NamedTuple):
-    """Static plan of a streamed state sum (see the module docstring)."""
+    """Static plan of a streamed state sum (see the module docstring): ``2**n_hi`` chunks of ``2**n_lo`` states."""
 
     n: int
     n_lo: int  # low bits, enumerated in full inside every chunk
-    chunk_hi: int  # values of the high bits per chunk
-    n_chunks: int
 
     @property
     def n_hi(self) -> int:
         return self.n - self.n_lo
 
     @property
-    def chunk_states(self) -> int:
-        return self.chunk_hi << self.n_lo
+    def n_chunks(self) -> int:
+        return 2**self.n_hi
 
-    def lo_states(self, dtype) -> Float[Array, "lo n_lo"]:
+    @property
+    def chunk_states(self) -> int:
+        return 2**self.n_lo
+
+    def lo_states(self, dtype) -> Float[Array, "2**n_lo n_lo"]:
         return states_from_indices(jnp.arange(2**self.n_lo), self.n_lo, dtype)
 
-    def hi_states(self, chunk: Int[Array, ""], dtype) -> Float[Array, "chunk_hi n_hi"]:
-        return states_from_indices(chunk * self.chunk_hi + jnp.arange(self.chunk_hi), self.n_hi, dtype)
+    def hi_state(self, chunk: Int[Array, ""], dtype) -> Float[Array, " n_hi"]:
+        return states_from_indices(chunk, self.n_hi, dtype)
 
 
 def chunking(n: int, chunk_size: int | None = None) -> Chunking:
-    """Plan chunks of about ``chunk_size`` states (a power of two, default 2**16).
+    """Plan chunks of ``chunk_size`` states rounded down to a power of two (default 2**10), at most ``2**n``.
 
-    The low bits take half of the sites (at most all of a chunk), so that the
-    per-chunk work that does not separate stays small.
+    Per-chunk work that does not separate over the split is done once per chunk,
+    so chunks of ~1000 states keep it small while the hoisted low-bit work still fits in cache.
     """
     n = check_n(n)
     chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int (a number of states); got {chunk_size!r}")
-    log_chunk = min(n, max(0, int(math.log2(chunk_size))))
-    n_lo = min(log_chunk, max(1, math.ceil(n / 2)))
-    chunk_hi = 2 ** (log_chunk - n_lo)
-    return Chunking(n=n, n_lo=n_lo, chunk_hi=chunk_hi, n_chunks=2 ** (n - n_lo) // chunk_hi)
+    return Chunking(n=n, n_lo=min(n, int(chunk_size).bit_length() - 1))

@@ -81,7 +81,7 @@ def random_probs(n, seed=0):
 
 
 # States per chunk at n = 5: one (no low bits), 8 (3 low bits, 4 chunks); log_probs and couplings use the
-# default 2**16 (a single chunk).
+# default 2**10 (a single chunk).
 CHUNK_SIZES = (1, 8)
 
 

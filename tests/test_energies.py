@@ -23,7 +23,7 @@ F32 = {"rtol": 1e-5, "atol": 2e-5}
 
 
 def test_block_evaluation_agrees_with_energy(case):
-    """`neg_energy_block` (through `neg_energies`, any chunking) equals the vmapped single-state `energy`."""
+    """`lo_features`/`neg_energy_chunk` (through `neg_energies`, any chunking) equal the vmapped `energy`."""
     for chunk_size, neg_e in zip(CHUNK_SIZES, case.got["neg_energies"]):
         np.testing.assert_allclose(neg_e, -case.got["energy"], **EXACT, err_msg=f"chunk_size={chunk_size}")
 

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse.linalg as spla
 
+from .._exact import check_pair
 from ..flow._objective import Objective
 
 
@@ -17,6 +18,7 @@ def _dense(model, probs, penalty):
 
 def hessian(model, target, penalty: float = 0.0) -> jax.Array:
     """Dense ``∇²_θ L`` of ``L = KL + (penalty/2)||θ||²`` over the flattened parameters, ``(P, P)``."""
+    check_pair(model, target)
     return _dense(model, target.probs, jnp.asarray(penalty, target.probs.dtype))
 
 
@@ -33,6 +35,7 @@ def extreme_eigenvalues(model, target, penalty: float = 0.0, k: int = 6, tol: fl
     Lanczos iterations (scipy's ARPACK ``eigsh``) on Hessian-vector products
     (forward-over-reverse), so memory stays O(P). Returns ``(smallest, largest)``, ascending.
     """
+    check_pair(model, target)
     size = Objective(model).theta0.shape[0]
     dtype = target.probs.dtype
     pen = jnp.asarray(penalty, dtype)

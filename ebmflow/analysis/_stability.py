@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._effective import coupling_jacobian, couplings
+from .._effective import coupling_jacobian, couplings, flatten
 from .._exact import check_pair, kl, moments
 from .._walsh import order_norms
 from ..flow._objective import Objective
@@ -99,6 +99,25 @@ def covariance(m: np.ndarray) -> np.ndarray:
     return m[np.bitwise_xor.outer(idx, idx)] - np.outer(m[idx], m[idx])
 
 
+_kl = eqx.filter_jit(kl)
+_moments = eqx.filter_jit(moments)
+_jacobian = eqx.filter_jit(coupling_jacobian)
+_couplings = eqx.filter_jit(couplings)
+
+
+@eqx.filter_jit
+def _grad_norm(model, probs, penalty):
+    objective = Objective(model)
+    return jnp.linalg.norm(objective.gradient(objective.theta0, probs, penalty))
+
+
+@eqx.filter_jit
+def _curvature(model, weights):
+    """``Σ_S w_S ∇²_θ J_S`` over the flattened parameters."""
+    theta, unflatten = flatten(model)
+    return jax.hessian(lambda t: weights @ couplings(unflatten(t))[1:])(theta)
+
+
 def stability(
     model, target, *, penalty: float = 0.0, eig_rtol: float = 1e-9, rank_rtol: float = 1e-9,
     grad_tol: float = 1e-6, kl_tol: float = 1e-8, eigenvectors: bool = False, dense_limit: int = 4000,
@@ -115,17 +134,17 @@ def stability(
     key = jax.random.key(0) if key is None else key
     objective = Objective(model)
     theta, dtype = objective.theta0, target.probs.dtype
-    grad_norm = float(jnp.linalg.norm(objective.gradient(theta, target.probs, jnp.asarray(penalty, dtype))))
-    kl_value = float(kl(model, target))
-    m_model, m_data = np.asarray(moments(model)), np.asarray(moments(target))
+    grad_norm = float(_grad_norm(model, target.probs, jnp.asarray(penalty, dtype)))
+    kl_value = float(_kl(model, target))
+    m_model, m_data = np.asarray(_moments(model)), np.asarray(_moments(target))
     mismatch = np.asarray(order_norms(m_model - m_data))
     if grad_norm > grad_tol:
         kind = "not stationary"
     else:
         kind = "data-consistent" if kl_value <= kl_tol else "spurious"
-    g = np.asarray(coupling_jacobian(model))
+    g = np.asarray(_jacobian(model))
     rank, sigma = _rank(g, rank_rtol)
-    generic_rank, _ = _rank(np.asarray(coupling_jacobian(random_like(model, key))), rank_rtol)
+    generic_rank, _ = _rank(np.asarray(_jacobian(random_like(model, key))), rank_rtol)
     size = theta.shape[0]
     thresholds = dict(grad_tol=grad_tol, kl_tol=kl_tol, eig_rtol=eig_rtol, rank_rtol=rank_rtol, penalty=penalty)
     common = dict(
@@ -145,18 +164,15 @@ def stability(
     return StabilityReport(
         method="dense", eigenvalues=lam, eigenvectors=vec if eigenvectors else None,
         n_stable=int((lam > t).sum()), n_neutral=int(neutral_vecs.shape[1]), n_unstable=int((lam < -t).sum()),
-        decomposition=_decomposition(objective, h, g, m_model, m_data, penalty),
+        decomposition=_decomposition(model, h, g, m_model, m_data, penalty),
         neutral=_neutral(objective, g, neutral_vecs, epsilons), **common,
     )
 
 
-def _decomposition(objective, h, g, m_model, m_data, penalty) -> dict:
+def _decomposition(model, h, g, m_model, m_data, penalty) -> dict:
     """Norms in ``∇²L = GᵀCG + Σ_S g_S ∇²J_S + penalty·I``."""
     gauss_newton = g.T @ covariance(m_model) @ g
-    mismatch = jnp.asarray(m_model - m_data)[1:]
-    curvature = np.asarray(
-        jax.hessian(lambda t: mismatch @ couplings(objective.unflatten(t))[1:])(objective.theta0)
-    )
+    curvature = np.asarray(_curvature(model, jnp.asarray(m_model - m_data)[1:]))
     residual = h - gauss_newton - curvature - penalty * np.eye(h.shape[0])
     norm = np.linalg.norm(h)
     return dict(
@@ -169,9 +185,12 @@ def _neutral(objective, g, vecs, epsilons) -> dict | None:
     """First- and second-order invariance of the couplings along neutral directions."""
     if vecs.shape[1] == 0:
         return None
-    j0 = couplings(objective.unflatten(objective.theta0))[1:]
+    j0 = np.asarray(_couplings(objective.unflatten(objective.theta0)))[1:]
     v = jnp.asarray(vecs[:, 0])
-    changes = [float(jnp.linalg.norm(couplings(objective.unflatten(objective.theta0 + e * v))[1:] - j0)) for e in epsilons]
+    changes = [
+        float(np.linalg.norm(np.asarray(_couplings(objective.unflatten(objective.theta0 + e * v)))[1:] - j0))
+        for e in epsilons
+    ]
     slope = float(np.polyfit(np.log(epsilons), np.log(np.maximum(changes, 1e-300)), 1)[0])
     return dict(
         max_g_v=float(np.linalg.norm(g @ vecs, axis=0).max()), epsilons=list(epsilons), coupling_changes=changes,

@@ -18,6 +18,9 @@ from ebmflow.io import load, plot_all
 
 def _print_summary(summary: dict, out: Path, figures: list[Path]) -> None:
     print(f"\n{summary['name']}: {summary['status']}, {summary['members_done']} of {summary['members']} runs")
+    if not summary["members_done"]:
+        print(f"  no run finished, so there is nothing to plot; results {out / 'results.npz'}")
+        return
     print(f"  run 0: {summary['result']}; final KL = {summary['final_kl']:.3e} nats")
     if summary.get("kind"):
         print(f"  endpoint: {summary['kind']}; Hessian {summary['n_stable']} stable, {summary['n_neutral']} neutral, "
@@ -37,7 +40,9 @@ def _execute(experiment, args) -> int:
     log = (lambda *a, **k: None) if args.quiet else print
     progress = not args.quiet and sys.stderr.isatty()
     outcome = run_experiment(experiment, out, progress=progress, log=log)
-    figures = plot_all(load(outcome.results_path), out, formats=("png", "pdf") if args.pdf else ("png",))
+    figures = []
+    if outcome.summary["members_done"]:  # interrupted before the first group finished: no figures
+        figures = plot_all(load(outcome.results_path), out, formats=("png", "pdf") if args.pdf else ("png",))
     if not args.quiet:
         _print_summary(outcome.summary, out, figures)
     return 0 if outcome.complete else 130

@@ -5,17 +5,14 @@ import abc
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, PyTree
 
 
 class AbstractEnergy(eqx.Module):
     """An energy ``E_θ(s)`` over ``n`` spins, ``p_θ(s) = exp(-E_θ(s)) / Z``.
 
-    Subclasses define the static int ``n`` and `energy` for **one** state. They
-    may override `neg_energy_block` with a faster evaluation of a block of
-    states; tests check it against `energy`.
-
-    A user-defined energy needs only these two members::
+    Subclasses define the static int ``n`` and `energy` for **one** state, the
+    definition of the model. A user-defined energy needs only these two members::
 
         class Pairwise(ebmflow.AbstractEnergy):
             n: int = eqx.field(static=True)
@@ -23,6 +20,16 @@ class AbstractEnergy(eqx.Module):
 
             def energy(self, s):
                 return -self.theta * jnp.sum(s[:-1] * s[1:])
+
+    Exact sums split the sites into low bits ``s_lo`` (sites ``0..k-1``) and high
+    bits ``s_hi`` (the rest) and evaluate every low-bit state against one high-bit
+    state at a time, through a pair of methods: `lo_features` computes once per sum
+    what depends on the low bits alone, and `neg_energy_chunk` finishes ``-E`` from
+    it for each high-bit state. The defaults vmap `energy`; a model overrides both
+    together to move work out of the loop (an RBM computes ``W_lo s_lo`` once, so
+    each chunk adds instead of multiplying; THEORY §8). An override must hold for
+    every split ``k = 0..n`` (``s_lo`` of shape ``(1, 0)`` at ``k = 0``, ``s_hi`` of
+    shape ``(0,)`` at ``k = n``); tests check the pair against `energy`.
     """
 
     n: eqx.AbstractVar[int]
@@ -31,23 +38,22 @@ class AbstractEnergy(eqx.Module):
     def energy(self, s: Float[Array, " n"]) -> Float[Array, ""]:
         """Energy of one state ``s`` of shape ``(n,)`` with entries ±1."""
 
-    def neg_energy_block(
-        self, s_hi: Float[Array, "c n_hi"], s_lo: Float[Array, "l n_lo"]
-    ) -> Float[Array, "c l"]:
-        """``-E`` of the ``c*l`` states ``s = (s_lo[j], s_hi[i])`` at ``[i, j]``.
+    def lo_features(self, s_lo: Float[Array, "l k"]) -> PyTree[Float[Array, "..."]]:
+        """What `neg_energy_chunk` needs of the ``l`` low-bit states ``s_lo`` (sites ``0..k-1``).
 
-        Sites ``0..n_lo-1`` come from ``s_lo``, the rest from ``s_hi``; this
-        default vmaps `energy`.
+        Any pytree of floating arrays, computed once per exact sum; gradients flow
+        through it to the parameters. This default returns ``s_lo`` itself.
         """
-        c, l = s_hi.shape[0], s_lo.shape[0]
-        s = jnp.concatenate(
-            [
-                jnp.broadcast_to(s_lo[None], (c, l, s_lo.shape[1])),
-                jnp.broadcast_to(s_hi[:, None], (c, l, s_hi.shape[1])),
-            ],
-            axis=-1,
-        )
-        return -jax.vmap(jax.vmap(self.energy))(s)
+        return s_lo
+
+    def neg_energy_chunk(self, features: PyTree[Float[Array, "..."]], s_hi: Float[Array, " n-k"]) -> Float[Array, " l"]:
+        """``-E`` of the ``l`` states ``s = (s_lo[j], s_hi)``, from ``features = self.lo_features(s_lo)``.
+
+        ``s_hi`` holds sites ``k..n-1`` of one state. This default vmaps `energy`.
+        """
+        s_lo = features
+        s = jnp.concatenate([s_lo, jnp.broadcast_to(s_hi, (s_lo.shape[0], s_hi.shape[0]))], axis=-1)
+        return -jax.vmap(self.energy)(s)
 
     @property
     def width(self) -> int:

@@ -65,12 +65,17 @@ class Ising(AbstractEnergy):
     def energy(self, s):
         return -(self.fields @ s + 0.5 * s @ self.matrix @ s)
 
-    def neg_energy_block(self, s_hi, s_lo):
+    def lo_features(self, s_lo):
         k = s_lo.shape[1]
         m, h = self.matrix, self.fields
         lo = s_lo @ h[:k] + 0.5 * jnp.einsum("li,ij,lj->l", s_lo, m[:k, :k], s_lo)
-        hi = s_hi @ h[k:] + 0.5 * jnp.einsum("ci,ij,cj->c", s_hi, m[k:, k:], s_hi)
-        return hi[:, None] + lo[None, :] + (s_hi @ m[k:, :k]) @ s_lo.T
+        return lo, m[k:, :k] @ s_lo.T  # (l,) and the fields the low bits put on the high bits, (n-k, l)
+
+    def neg_energy_chunk(self, features, s_hi):
+        lo, cross = features
+        k = self.n - s_hi.shape[0]
+        m, h = self.matrix, self.fields
+        return lo + s_hi @ cross + s_hi @ h[k:] + 0.5 * s_hi @ m[k:, k:] @ s_hi
 
 
 def _parity(s, masks):
@@ -128,10 +133,14 @@ class HigherOrderIsing(AbstractEnergy):
     def energy(self, s):
         return -(_parity(s, _masks(self.subsets, self.n)) @ self.couplings)
 
-    def neg_energy_block(self, s_hi, s_lo):
-        masks = _masks(self.subsets, self.n)
+    def lo_features(self, s_lo):
+        # J_S χ_{S_lo}(s_lo), (K, l): each chunk is then one vector-matrix product with χ_{S_hi}(s_hi).
         k = s_lo.shape[1]
-        return (_parity(s_hi, masks[:, k:]) * self.couplings) @ _parity(s_lo, masks[:, :k]).T
+        return self.couplings[:, None] * _parity(s_lo, _masks(self.subsets, self.n)[:, :k]).T
+
+    def neg_energy_chunk(self, features, s_hi):
+        k = self.n - s_hi.shape[0]
+        return _parity(s_hi, _masks(self.subsets, self.n)[:, k:]) @ features
 
 
 def all_parities(s: Float[Array, "*batch n"]) -> Float[Array, "*batch 2**n"]:
@@ -174,7 +183,10 @@ class WalshModel(AbstractEnergy):
     def energy(self, s):
         return -(all_parities(s) @ self._full())
 
-    def neg_energy_block(self, s_hi, s_lo):
-        # χ_S(s) = χ_{S_hi}(s_hi) χ_{S_lo}(s_lo) with S = S_hi * 2**n_lo + S_lo.
-        j = self._full().reshape(2 ** s_hi.shape[1], 2 ** s_lo.shape[1])
-        return all_parities(s_hi) @ j @ all_parities(s_lo).T
+    def lo_features(self, s_lo):
+        # χ_S(s) = χ_{S_hi}(s_hi) χ_{S_lo}(s_lo) with S = S_hi * 2**k + S_lo: sum over S_lo once, (2**(n-k), l).
+        k = s_lo.shape[1]
+        return self._full().reshape(2 ** (self.n - k), 2**k) @ all_parities(s_lo).T
+
+    def neg_energy_chunk(self, features, s_hi):
+        return all_parities(s_hi) @ features

@@ -73,3 +73,17 @@ class MLPEnergy(AbstractEnergy):
         for layer in self.layers[:-1]:
             s = act(layer(s))
         return self.layers[-1](s)[0]
+
+    def lo_features(self, s_lo):
+        # The first layer is linear: its low-bit part is computed once, (width, l), units first.
+        first = self.layers[0]
+        k = s_lo.shape[1]
+        return first.weight[:, :k] @ s_lo.T + (0 if first.bias is None else first.bias[:, None])
+
+    def neg_energy_chunk(self, features, s_hi):
+        act = ACTIVATIONS[self.activation]
+        k = self.n - s_hi.shape[0]
+        h = features + (self.layers[0].weight[:, k:] @ s_hi)[:, None]
+        for layer in self.layers[1:]:
+            h = layer.weight @ act(h) + (0 if layer.bias is None else layer.bias[:, None])
+        return -h[0]

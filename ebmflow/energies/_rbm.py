@@ -79,10 +79,14 @@ class RBM(AbstractEnergy):
     def energy(self, s):
         return -(self.visible_bias @ s + _HIDDEN[self.hidden](self.hidden_bias + self.weights @ s).sum())
 
-    def neg_energy_block(self, s_hi, s_lo):
-        # W s = W_hi s_hi + W_lo s_lo: 2**n * n_hidden adds instead of 2**n * n * n_hidden (THEORY §8).
+    def lo_features(self, s_lo):
+        # W s = W_lo s_lo + W_hi s_hi: 2**n * n_hidden adds instead of 2**n * n * n_hidden (THEORY §8).
+        # Hidden units first, (m, l), so that each chunk sums over them with vectorised adds.
         k = s_lo.shape[1]
-        x_lo = s_lo @ self.weights[:, :k].T
-        x_hi = s_hi @ self.weights[:, k:].T + self.hidden_bias
-        hidden = _HIDDEN[self.hidden](x_hi[:, None, :] + x_lo[None, :, :]).sum(-1)
-        return hidden + (s_hi @ self.visible_bias[k:])[:, None] + (s_lo @ self.visible_bias[:k])[None, :]
+        return self.weights[:, :k] @ s_lo.T, s_lo @ self.visible_bias[:k]
+
+    def neg_energy_chunk(self, features, s_hi):
+        x_lo, bias_lo = features
+        k = self.n - s_hi.shape[0]
+        x_hi = self.weights[:, k:] @ s_hi + self.hidden_bias
+        return _HIDDEN[self.hidden](x_lo + x_hi[:, None]).sum(0) + bias_lo + self.visible_bias[k:] @ s_hi

@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False)
+    # strict: TOML values are typed, so a string or a float where an int or a bool belongs is an
+    # error, not a silent conversion ("8" -> 8, "yes" -> True); ints are still accepted as floats.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ModelConfig(_Section):

@@ -20,7 +20,9 @@ def save_times(t1: float, num: int = 61, t_min: float | None = None) -> np.ndarr
     ``t = 0.1`` so that the early learning of low orders is resolved.
     """
     t_min = min(t1 / 1e6, 0.1) if t_min is None else t_min
-    return np.concatenate([[0.0], np.logspace(np.log10(t_min), np.log10(t1), num)])
+    ts = np.logspace(np.log10(t_min), np.log10(t1), num)
+    ts[-1] = t1  # 10**log10(t1) can exceed t1 by an ulp, which `flow` would reject
+    return np.concatenate([[0.0], ts])
 
 
 def _evaluation_counts(solver) -> tuple[int, int] | None:

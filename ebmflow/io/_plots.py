@@ -1,5 +1,6 @@
 """Figures from a results file alone (matplotlib, no display needed)."""
 
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -37,11 +38,14 @@ def plot_kl(results: Results, ax):
 def plot_hierarchy(results: Results, axes):
     ts, n = results["ts"], results["target_coupling_norms"].shape[0] - 1
     colors = plt.cm.viridis(np.linspace(0, 0.9, len(_orders(n))))
-    delta = np.nanmedian(results["delta"], axis=0)
-    norms = np.nanmedian(results["coupling_norms"], axis=0)
+    with warnings.catch_warnings():  # Δ_k is NaN (undefined) where the initial mismatch of order k is zero
+        warnings.simplefilter("ignore", RuntimeWarning)
+        delta = np.nanmedian(results["delta"], axis=0)
+        norms = np.nanmedian(results["coupling_norms"], axis=0)
     alpha = results.metadata.get("config", {}).get("analysis", {}).get("alpha")
     for k, c in zip(_orders(n), colors):
-        axes[0].plot(ts[1:], delta[1:, k], color=c, lw=2, label=f"order {k}")
+        if np.isfinite(delta[1:, k]).any():  # no legend entry for an order whose Δ_k is undefined
+            axes[0].plot(ts[1:], delta[1:, k], color=c, lw=2, label=f"order {k}")
         axes[1].plot(ts[1:], norms[1:, k], color=c, lw=2, label=f"order {k}")
         if results["target_coupling_norms"][k] > 1e-10 * results["target_coupling_norms"].max():
             axes[1].axhline(results["target_coupling_norms"][k], color=c, ls="--", lw=1)
@@ -52,7 +56,7 @@ def plot_hierarchy(results: Results, axes):
         ax.set_yscale("log")
         ax.legend(fontsize=8)
     axes[0].set_ylabel("moment mismatch Δ_k(t)  (relative to t = 0)")
-    axes[0].set_title("Low orders are learned first")
+    axes[0].set_title("Moment mismatch by order")  # a description, not a claim: it need not hold (Walsh model)
     axes[1].set_ylabel("coupling norm ||J_k||  (dashed: target ||J*_k||)")
     axes[1].set_title("Effective couplings by order")
 
@@ -96,6 +100,8 @@ def plot_batch(results: Results, axes):
 
 def plot_all(results: Results, out: str | Path, formats=("png",)) -> list[Path]:
     """Write every figure the results support into ``out``; returns the paths."""
+    if results["kl"].shape[0] == 0:
+        raise ValueError(f"the results hold no finished run (status {results.metadata.get('status')!r}): nothing to plot")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     figures = []

@@ -9,6 +9,7 @@ at these sizes.
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def save(path: str | os.PathLike, metadata: dict, arrays: Mapping[str, np.ndarra
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, metadata=np.array(meta), **{k: np.asarray(v) for k, v in arrays.items()})
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private (0600); give it normal permissions
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -59,6 +61,8 @@ def load(path: str | os.PathLike) -> Results:
     path = Path(path)
     if path.is_dir():
         path = path / "results.npz"
+    if path.is_file() and not zipfile.is_zipfile(path):  # np.load would try .npy or pickle
+        raise ValueError(f"{str(path)!r} is not an ebmflow results file (not an .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -66,7 +70,12 @@ def load(path: str | os.PathLike) -> Results:
         raise ValueError(f"cannot read results file {str(path)!r}: {err}") from None
     if "metadata" not in arrays:
         raise ValueError(f"{str(path)!r} is not an ebmflow results file (no metadata entry)")
-    metadata = json.loads(str(arrays.pop("metadata")))
+    try:
+        metadata = json.loads(str(arrays.pop("metadata")))
+    except json.JSONDecodeError:
+        metadata = None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{str(path)!r} is not an ebmflow results file (its metadata entry is not a JSON object)")
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{str(path)!r} has format {metadata.get('format')!r}; this ebmflow reads {FORMAT!r}")
     return Results(metadata, arrays)
@@ -76,10 +85,21 @@ def write_json(path: str | os.PathLike, data: dict) -> Path:
     """Write JSON atomically."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, default=_json_default)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, default=_json_default)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _json_default(x):
