@@ -21,7 +21,7 @@
 # the moment mismatch `Δ_k(t) = ||m^θ_k(t) - m^D_k|| / ||m^θ_k(0) - m^D_k||`,
 # the coupling norm `||J_k(t)||`, and the learning time `τ_k`: the first t with `Δ_k ≤ 0.1`.
 #
-# Run as a script (`python notebooks/hierarchy.py`, about half a minute on 2 cores) or
+# Run as a script (`python notebooks/hierarchy.py`, under a minute on 2 cores) or
 # open with jupytext. Figures go to `notebooks/_out/` (or `$EBMFLOW_NOTEBOOK_OUT`).
 
 # %%
@@ -121,7 +121,8 @@ def plot_orders(sol, taus, axes, title):
 fig, axes = plt.subplots(2, 2, figsize=(12, 9))
 plot_orders(sol_rbm, tau_rbm, axes[0], "RBM, 16 spin hidden units")
 plot_orders(sol_walsh, tau_walsh, axes[1], "Walsh model (all couplings, K = I)")
-fig.suptitle("n = 8, teacher with orders 1–4, init std 1e-2: the RBM learns order by order, the Walsh model all at once")
+fig.suptitle("n = 8, teacher with orders 1–4, init std 1e-2: "
+             "the RBM learns order by order, the Walsh model all at once")
 fig.tight_layout()
 fig.savefig(OUT / "hierarchy.png", dpi=110)
 print("figure:", OUT / "hierarchy.png")

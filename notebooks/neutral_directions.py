@@ -22,7 +22,7 @@
 # learns its own distribution, so the teacher's parameters are a data-consistent point.
 # Expected: rank G = 63 (all `2^6 - 1` couplings), 63 stable and 83 neutral directions.
 #
-# Run as a script (`python notebooks/neutral_directions.py`, well under a minute on
+# Run as a script (`python notebooks/neutral_directions.py`, under a minute on
 # 2 cores) or open with jupytext. Figures go to `notebooks/_out/` (or `$EBMFLOW_NOTEBOOK_OUT`).
 
 # %%
@@ -79,7 +79,8 @@ neutral_idx, stable_idx = np.flatnonzero(np.abs(lam) <= t), np.flatnonzero(lam >
 v_neutral = vec[:, neutral_idx[0]]
 i_stable = stable_idx[len(stable_idx) // 2]
 v_stable = vec[:, i_stable]
-print(f"stable direction: eigenvalue {lam[i_stable]:.3g} (stable eigenvalues span {lam[stable_idx[0]]:.2g} ... {lam[-1]:.3g})")
+print(f"stable direction: eigenvalue {lam[i_stable]:.3g} "
+      f"(the stable eigenvalues span {lam[stable_idx[0]]:.2g} ... {lam[-1]:.3g})")
 theta, unflatten = ef.flatten(teacher)
 j0 = ef.couplings(teacher)[1:]
 coupling_change = jax.jit(lambda th: jnp.linalg.norm(ef.couplings(unflatten(th))[1:] - j0))
@@ -139,12 +140,15 @@ axes[0].legend(fontsize=8, loc="center right")
 
 for ax, which, label, powers in [(axes[1], 0, "||J(θ+εv) - J(θ)||", (1, 2)),
                                  (axes[2], 1, "KL(θ+εv) - KL(θ)  [nats]", (2, 4))]:
-    for name, color, marker, power in [("stable", "tab:green", "o", powers[0]), ("neutral", "tab:gray", "s", powers[1])]:
+    for name, color, marker, power in [("stable", "tab:green", "o", powers[0]),
+                                       ("neutral", "tab:gray", "s", powers[1])]:
         y = curves[name][which]
         shown = y > (1e-13 if which else 0)  # ΔKL below ~1e-13 is rounding
-        ax.loglog(eps[shown], y[shown], marker, color=color, label=f"{name} direction (fitted slope {slopes[name][which]:.2f})")
-        anchor = np.flatnonzero(eps >= 1e-2)[0]
-        ax.loglog(eps, y[anchor] * (eps / eps[anchor]) ** power, "-", color=color, lw=1, alpha=0.6, label=f"∝ ε^{power}")
+        ax.loglog(eps[shown], y[shown], marker, color=color,
+                  label=f"{name} direction (fitted slope {slopes[name][which]:.2f})")
+        anchor = np.flatnonzero(eps >= 1e-2)[0]  # guide lines through the point at ε = 0.01
+        ax.loglog(eps, y[anchor] * (eps / eps[anchor]) ** power, "-", color=color, lw=1, alpha=0.6,
+                  label=f"∝ ε^{power}")
     ax.set_xlabel("step ε along the unit eigenvector v")
     ax.set_ylabel(label)
     ax.legend(fontsize=8)

@@ -19,7 +19,7 @@
 # flow, compare its couplings with the teacher's at each order, and look at them once
 # midway (just after `τ_2`, when the pair moments are learned) and at the end of the flow.
 #
-# Run as a script (`python notebooks/rbm_couplings.py`, under half a minute on 2 cores) or
+# Run as a script (`python notebooks/rbm_couplings.py`, about half a minute on 2 cores) or
 # open with jupytext. Figures go to `notebooks/_out/` (or `$EBMFLOW_NOTEBOOK_OUT`).
 
 # %%
@@ -50,22 +50,29 @@ print("learning times τ_k(0.1):", {k: float(f"{taus[k]:.3g}") for k in range(1,
 
 ts = np.asarray(sol.ts)
 snapshots = {"end of the flow": len(ts) - 1, "midway": int(np.searchsorted(ts, taus[2]))}
-j_star = np.asarray(ef.couplings(target))
-learned = {name: np.asarray(ef.couplings(jax.tree.map(lambda x: x[i], sol.models))) for name, i in snapshots.items()}
+# Couplings by order: j_teacher[k] and learned[snapshot][k] hold the C(n, k) couplings of order k.
+j_star = ef.couplings(target)
+j_teacher = [np.asarray(ef.couplings_of_order(j_star, k)) for k in range(n + 1)]
+learned = {}
+for name, i in snapshots.items():
+    j = ef.couplings(jax.tree.map(lambda x, i=i: x[i], sol.models))
+    learned[name] = [np.asarray(ef.couplings_of_order(j, k)) for k in range(n + 1)]
+t_mid = ts[snapshots["midway"]]
 
 # %% [markdown]
 # ## Learned against teacher, by order
 
 # %%
-print(f"   k   #couplings  ||J*_k||   ||J_k - J*_k|| (midway, t = {ts[snapshots['midway']]:.3g})   (end)   corr(J_k, J*_k) at the end")
+print(f"coupling errors ||J_k - J*_k||, midway (t = {t_mid:.3g}) and at the end (t = {ts[-1]:.3g})")
+print("   k  count  ||J*_k||   midway      end   corr(J_k, J*_k) at the end")
 for k in range(1, n + 1):
-    teacher_k = np.asarray(ef.couplings_of_order(j_star, k))
-    errors = [np.linalg.norm(np.asarray(ef.couplings_of_order(learned[s], k)) - teacher_k) for s in ("midway", "end of the flow")]
-    end_k = np.asarray(ef.couplings_of_order(learned["end of the flow"], k))
-    corr = f"{np.corrcoef(end_k, teacher_k)[0, 1]:.4f}" if np.linalg.norm(teacher_k) > 1e-12 else "(teacher has none)"
-    print(f"   {k}   {teacher_k.size:10d}  {np.linalg.norm(teacher_k):8.3f}   {errors[0]:10.3g}   {errors[1]:39.3g}   {corr}")
+    mid, end = (np.linalg.norm(learned[s][k] - j_teacher[k]) for s in ("midway", "end of the flow"))
+    has = np.linalg.norm(j_teacher[k]) > 1e-12
+    corr = np.corrcoef(learned["end of the flow"][k], j_teacher[k])[0, 1] if has else np.nan
+    print(f"   {k}  {j_teacher[k].size:5d}  {np.linalg.norm(j_teacher[k]):8.3f}  {mid:7.3g}  {end:7.3g}   "
+          + (f"{corr:.4f}" if has else "(the teacher has none)"))
     if k <= 3:
-        assert np.corrcoef(end_k, teacher_k)[0, 1] > 0.99
+        assert corr > 0.99
 
 # %% [markdown]
 # ## Figures
@@ -79,19 +86,17 @@ for k in range(1, n + 1):
 fig, axes = plt.subplots(1, 4, figsize=(18, 4.6))
 names = {1: "fields J_i", 2: "pair couplings J_ij", 3: "triplet couplings J_ijk"}
 for k, ax in zip((1, 2, 3), axes):
-    teacher_k = np.asarray(ef.couplings_of_order(j_star, k))
-    lim = 1.15 * max(np.abs(teacher_k).max(), max(np.abs(np.asarray(ef.couplings_of_order(v, k))).max() for v in learned.values()))
+    lim = 1.15 * max(np.abs(np.concatenate([j_teacher[k], *(v[k] for v in learned.values())])))
     ax.plot([-lim, lim], [-lim, lim], color="0.6", lw=1, label="learned = teacher")
-    ax.scatter(teacher_k, np.asarray(ef.couplings_of_order(learned["midway"], k)), s=30, facecolors="none",
-               edgecolors="tab:orange", label=f"midway, t = {ts[snapshots['midway']]:.3g}")
-    ax.scatter(teacher_k, np.asarray(ef.couplings_of_order(learned["end of the flow"], k)), s=18, color="tab:blue",
-               label=f"end, t = {ts[-1]:.3g}")
+    ax.scatter(j_teacher[k], learned["midway"][k], s=30, facecolors="none", edgecolors="tab:orange",
+               label=f"midway, t = {t_mid:.3g}")
+    ax.scatter(j_teacher[k], learned["end of the flow"][k], s=18, color="tab:blue", label=f"end, t = {ts[-1]:.3g}")
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
     ax.set_xlabel(f"teacher J*  (order {k})")
     ax.set_ylabel(f"learned J  (order {k})")
-    ax.set_title(f"order {k}: {names[k]} ({teacher_k.size})")
+    ax.set_title(f"order {k}: {names[k]} ({j_teacher[k].size})")
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
 
@@ -99,7 +104,7 @@ ax = axes[3]
 rng = np.random.default_rng(0)
 for k, color in zip(range(4, n + 1), ["tab:green", "tab:red", "tab:purple", "tab:brown"]):
     for name, marker in [("midway", "o"), ("end of the flow", "s")]:
-        values = np.asarray(ef.couplings_of_order(learned[name], k))
+        values = learned[name][k]
         x = k + (0.18 if name == "end of the flow" else -0.18) + 0.05 * rng.standard_normal(values.size)
         ax.scatter(x, values, s=14, marker=marker, color=color, alpha=0.8,
                    facecolors="none" if name == "midway" else color,

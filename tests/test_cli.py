@@ -70,7 +70,7 @@ def demo_run(tmp_path_factory):
 
 
 def test_run_writes_results_summary_and_figures(demo_run):
-    config, out, printed = demo_run
+    _, out, printed = demo_run
     assert printed == ""  # --quiet
     assert {"results.npz", "summary.json"} <= set(os.listdir(out))
     assert _pngs(out) == {"kl.png", "hierarchy.png", "spectrum.png", "batch.png"}
@@ -155,7 +155,7 @@ def test_results_match_independent_recomputation(demo_run):
         assert 0 <= results["rank"][i] <= min(size, 2**n - 1)
 
         if i == 0:  # gradient norm by central differences (h = 1e-5) of the reference KL
-            loss = lambda th: ref.kl(ref.neg_energies(unflatten(th)), p_data)  # noqa: E731
+            loss = lambda th, unflatten=unflatten: ref.kl(ref.neg_energies(unflatten(th)), p_data)  # noqa: E731
             theta = results["final_params"][0]
             grad = ref.central_difference(loss, theta)
             np.testing.assert_allclose(results["grad_norm"][0, -1], np.linalg.norm(grad), rtol=1e-6)
@@ -232,6 +232,22 @@ def test_interrupted_run_keeps_finished_members(demo_run, tmp_path, monkeypatch,
     assert _temp_files(out) == []
 
 
+def test_run_interrupted_during_the_analysis(demo_run, tmp_path, monkeypatch, capsys):
+    config, _, _ = demo_run
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_run, "stability", interrupted)
+    out = tmp_path / "out"
+    assert main(["run", str(config), "--out", str(out)]) == 130
+    assert "interrupted during the stability analysis: kept 2 of 2 members" in capsys.readouterr().out
+    results = load(out)
+    assert results.metadata["status"] == "interrupted" and results.metadata["members_done"] == 2
+    assert results["kl"].shape[0] == 2 and "eigenvalues" not in results
+    assert _pngs(out) == {"kl.png", "hierarchy.png", "batch.png"}
+
+
 def test_run_interrupted_before_any_member_finished(demo_run, tmp_path, monkeypatch, capsys):
     config, _, _ = demo_run
     out = tmp_path / "out"
@@ -250,29 +266,36 @@ def test_run_interrupted_before_any_member_finished(demo_run, tmp_path, monkeypa
 
 BASE = '[model]\nn = 5\n\n[target]\ntype = "random_ising"\n'
 
-BAD_FILES = {
-    "unknown key": (BASE.replace("n = 5", "n = 5\nhiden = 4"), r"model\.hiden: Extra inputs are not permitted \(got 4\)"),
+BAD_FILES = {  # name: (file text, what the error must say)
+    "unknown key": (BASE.replace("n = 5", "n = 5\nhiden = 4"),
+                    r"model\.hiden: Extra inputs are not permitted \(got 4\)"),
     "unknown section": (BASE + "[dynamic]\nt1 = 10\n", r"dynamic: Extra inputs are not permitted"),
     "wrong type int": (BASE.replace("n = 5", 'n = 5\nn_hidden = "four"'),
                        r"model\.n_hidden: Input should be a valid integer \(got 'four'\)"),
     "float for an int": (BASE.replace("n = 5", "n = 5.0"), r"model\.n: Input should be a valid integer \(got 5\.0\)"),
-    "string for a number": (BASE + '[dynamics]\nt1 = "1e3"\n', r"dynamics\.t1: Input should be a valid number \(got '1e3'\)"),
+    "string for a number": (BASE + '[dynamics]\nt1 = "1e3"\n',
+                            r"dynamics\.t1: Input should be a valid number \(got '1e3'\)"),
     "string for a bool": (BASE + '[analysis]\nstability = "yes"\n',
                           r"analysis\.stability: Input should be a valid boolean \(got 'yes'\)"),
-    "unknown choice": (BASE + '[dynamics]\nmethod = "flw"\n', r"dynamics\.method: Input should be 'flow' or 'train' \(got 'flw'\)"),
-    "impossible size": (BASE.replace("n = 5", "n = 40"), r"model\.n: Input should be less than or equal to 30 \(got 40\)"),
-    "negative scale": (BASE.replace("n = 5", "n = 5\nscale = -0.1"), r"model\.scale: Input should be greater than 0 \(got -0\.1\)"),
+    "unknown choice": (BASE + '[dynamics]\nmethod = "flw"\n',
+                       r"dynamics\.method: Input should be 'flow' or 'train' \(got 'flw'\)"),
+    "impossible size": (BASE.replace("n = 5", "n = 40"),
+                        r"model\.n: Input should be less than or equal to 30 \(got 40\)"),
+    "negative scale": (BASE.replace("n = 5", "n = 5\nscale = -0.1"),
+                       r"model\.scale: Input should be greater than 0 \(got -0\.1\)"),
     "rows x cols != n": (BASE.replace('"random_ising"', '"ising_grid"\nrows = 2\ncols = 3'),
                          r"target rows × cols = 2 × 3 must equal model\.n = 5"),
     "walsh too large": (BASE.replace("n = 5", 'n = 20\ntype = "walsh"'), r"model\.type = 'walsh'.*n = 20 is too large"),
-    "scales per member": (BASE + "[batch]\nmembers = 2\nscales = [0.1]\n", r"batch\.scales has 1 entries; batch\.members is 2"),
+    "scales per member": (BASE + "[batch]\nmembers = 2\nscales = [0.1]\n",
+                          r"batch\.scales has 1 entries; batch\.members is 2"),
     "stds order": (BASE + 'stds = { "6" = 0.1 }\n', r"target\.stds orders must be at most model\.n = 5"),
-    "samples without path": (BASE.replace('"random_ising"', '"samples"'), r"target\.type = 'samples' needs target\.path"),
+    "samples without path": (BASE.replace('"random_ising"', '"samples"'),
+                             r"target\.type = 'samples' needs target\.path"),
     "invalid TOML": ("[model\nn = 5\n", r"experiment file '.*experiment\.toml' is not valid TOML"),
 }
 
 SAMPLES = BASE.replace('"random_ising"', '"samples"\npath = "{path}"')
-BAD_SAMPLES = {
+BAD_SAMPLES = {  # name: (samples file name, its content or None for no file, what the error must say)
     "missing": ("missing.csv", None, r"cannot read samples from '.*missing\.csv': .*(No such file|not found)"),
     "unreadable type": ("samples.parquet", "0,1,0,1,0\n", r"accepted file types are \.npy, \.csv and \.txt"),
     "not numbers": ("samples.csv", "a,b,c,d,e\n", r"cannot read samples from '.*samples\.csv'"),

@@ -156,7 +156,13 @@ def run_experiment(config: Experiment, out: str | Path, *, progress: bool = Fals
         status = "interrupted"
         log(f"interrupted: kept {sum(_size(g[1]) for g in groups)} of {b.members} members")
     done = sum(_size(g[1]) for g in groups)
-    analyses = _analyse(config, groups, target, log) if status == "complete" and config.analysis.stability else None
+    analyses = None
+    if status == "complete" and config.analysis.stability:
+        try:
+            analyses = _analyse(config, groups, target, log)
+        except KeyboardInterrupt:  # keep the trajectories, drop the unfinished analysis
+            status = "interrupted"
+            log(f"interrupted during the stability analysis: kept {done} of {b.members} members, no analysis")
     meta = metadata | dict(status=status, members_done=done, wall_time_s=time.time() - start)
     arrays = _write(path, meta, groups, target, config, analyses)
     summary = _summary(config, arrays, analyses, groups, meta)

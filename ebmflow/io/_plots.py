@@ -101,7 +101,8 @@ def plot_batch(results: Results, axes):
 def plot_all(results: Results, out: str | Path, formats=("png",)) -> list[Path]:
     """Write every figure the results support into ``out``; returns the paths."""
     if results["kl"].shape[0] == 0:
-        raise ValueError(f"the results hold no finished run (status {results.metadata.get('status')!r}): nothing to plot")
+        status = results.metadata.get("status")
+        raise ValueError(f"the results hold no finished run (status {status!r}): nothing to plot")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     figures = []
