@@ -30,6 +30,11 @@ Parts, all in one process so that the speed figures are ratios of times taken on
 
 Every KL compared in part 3 comes from the same function, ``ebmflow.kl`` of the saved parameters.
 
+RODAS4 factorises a P × P matrix (P = 152) every step. On CPU, jaxlib does that with scipy's OpenBLAS,
+which starts one thread per core; on a busy machine those threads wait for each other and the
+factorisation can take 100× longer than on one thread. The script changes nothing: run it with
+``OPENBLAS_NUM_THREADS=1`` to see ebmflow with a single-threaded LU. The baseline uses no LAPACK.
+
 Run:  python benchmarks/flow.py [--repeats 3] [--skip-baseline] [--batch-only]
                                 [--reference rodas4|kvaerno5|both] [--batch-repeats 1] [--loop-size 16]
 """
@@ -61,6 +66,7 @@ BASELINE_MAX_STEPS = 2_000_000
 REF_MAX_STEPS = 1_000_000
 BATCH, BATCH_T1 = 64, 1e3
 WARMUP_T1 = 1e-3  # a short flow that compiles the same solve
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "XLA_FLAGS")  # printed
 # The issue's targets.
 TARGET_SPEEDUP = 30.0
 TARGET_BATCH = 8.0
@@ -146,6 +152,9 @@ def print_machine(args) -> None:
     print(f"machine   {platform.platform()}, {cpu_name()}, os.cpu_count() = {os.cpu_count()}, "
           f"jax.devices() = {jax.devices()}")
     print(f"versions  {versions}, Python {platform.python_version()}, ebmflow commit {commit()}")
+    threads = {k: os.environ[k] for k in BLAS_THREAD_VARS if k in os.environ}
+    print(f"threads   BLAS/OpenMP thread variables: {threads or 'none set'} (jaxlib's CPU LU calls scipy's "
+          f"OpenBLAS, which threads by default)")
     print(f"load avg  {load()} (1, 5, 15 min)")
     theta0, _ = ebmflow.flatten(f1_student())
     print(f"problem   F1: RBM n = {N}, {N_HIDDEN} spin hidden units, P = {theta0.size} parameters, "
@@ -364,8 +373,8 @@ def main(argv=None) -> None:
             base = run_baseline(model, target, ts)
             ours.round(args.repeats)  # a second round after the baseline
             again = ", ".join(f"{x:.2f}" for x in ours.later[-args.repeats:])
-            print(f"[1] ebmflow.flow again, after the baseline: {again} s; over all {len(ours.later)} later calls min / median {min_median(ours.later)} s, compile time "
-                  f"{ours.compile:.2f} s (load avg {load()})")
+            print(f"[1] ebmflow.flow again, after the baseline: {again} s; over all {len(ours.later)} later calls "
+                  f"min / median {min_median(ours.later)} s, compile time {ours.compile:.2f} s (load avg {load()})")
             print()
 
         print(f"[3] accuracy of KL at the {ts_np.size} save times (reference rtol {REF_RTOL:g}, atol {REF_ATOL:g})")

@@ -1,14 +1,11 @@
 """The effective model: Walsh couplings of an energy, and their Jacobian (THEORY §2–3)."""
 
-import equinox as eqx
 import jax
-import jax.numpy as jnp
-from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float
 
 from ._exact import check_model, neg_energies
 from ._walsh import fwht
-from .energies._base import AbstractEnergy, parameters
+from .energies._base import AbstractEnergy, flatten
 from .targets._target import Target
 
 
@@ -23,13 +20,6 @@ def couplings(model_or_target: AbstractEnergy | Target) -> Float[Array, " 2**n"]
     else:
         x = neg_energies(model_or_target)
     return fwht(x) / x.shape[-1]
-
-
-def flatten(model: AbstractEnergy):
-    """``(θ, unflatten)``: the parameters as one vector ``(P,)`` and the map back to a model."""
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    flat, unravel = ravel_pytree(params)
-    return flat, lambda theta: eqx.combine(unravel(theta), static)
 
 
 def coupling_jacobian(model: AbstractEnergy) -> Float[Array, "2**n-1 P"]:

@@ -1,11 +1,14 @@
 """The abstract energy every model derives from."""
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PyTree
+import numpy as np
+from jax.flatten_util import ravel_pytree
+from jaxtyping import Array, Float, Int, PyTree
 
 
 class AbstractEnergy(eqx.Module):
@@ -34,6 +37,10 @@ class AbstractEnergy(eqx.Module):
 
     n: eqx.AbstractVar[int]
 
+    #: True when ``-E`` is linear in the parameters (an exponential family): `curvature` is then zero
+    #: and exact Hessians skip it.
+    linear_in_parameters: ClassVar[bool] = False
+
     @abc.abstractmethod
     def energy(self, s: Float[Array, " n"]) -> Float[Array, ""]:
         """Energy of one state ``s`` of shape ``(n,)`` with entries ±1."""
@@ -55,6 +62,17 @@ class AbstractEnergy(eqx.Module):
         s = jnp.concatenate([s_lo, jnp.broadcast_to(s_hi, (s_lo.shape[0], s_hi.shape[0]))], axis=-1)
         return -jax.vmap(self.energy)(s)
 
+    def curvature(self, weights: Float[Array, " l"], s: Float[Array, "l n"]) -> Float[Array, "P P"]:
+        """``Σ_i weights_i ∇²_θ(-E_θ(s_i))`` over the flat parameters (`flatten` order), ``(P, P)``.
+
+        The part of the exact Hessian that the covariance of ``∇_θ(-E)`` misses
+        (`ebmflow.hessian`). This default differentiates `energy` twice (forward over
+        reverse); a model whose curvature has structure overrides it (an RBM's lives
+        in one ``(n+1) × (n+1)`` block per hidden unit). Unused when `linear_in_parameters`.
+        """
+        theta, unflatten = flatten(self)
+        return jax.hessian(lambda t: weights @ -jax.vmap(unflatten(t).energy)(s))(theta)
+
     @property
     def width(self) -> int:
         """Numbers evaluated per state (sizes memory estimates); hidden units for an RBM."""
@@ -70,3 +88,19 @@ def model_dtype(model: eqx.Module):
     """The floating dtype of a model's parameters (the default float if it has none)."""
     leaves = jax.tree_util.tree_leaves(parameters(model))
     return jnp.result_type(*leaves) if leaves else jnp.result_type(float)
+
+
+def flatten(model: eqx.Module):
+    """``(θ, unflatten)``: the parameters as one vector ``(P,)`` and the map back to a model."""
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    flat, unravel = ravel_pytree(params)
+    return flat, lambda theta: eqx.combine(unravel(theta), static)
+
+
+def flat_indices(model: eqx.Module) -> PyTree[Int[np.ndarray, "..."]]:
+    """The model's parameters replaced by their positions in the `flatten` vector (NumPy integer arrays)."""
+    leaves, treedef = jax.tree_util.tree_flatten(parameters(model))
+    offsets = np.cumsum([0] + [leaf.size for leaf in leaves])
+    return jax.tree_util.tree_unflatten(
+        treedef, [np.arange(start, start + leaf.size).reshape(leaf.shape) for start, leaf in zip(offsets, leaves)]
+    )

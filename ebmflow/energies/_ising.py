@@ -2,6 +2,7 @@
 
 import itertools
 import math
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -25,6 +26,7 @@ class Ising(AbstractEnergy):
     `Ising.from_matrix` for a symmetric matrix).
     """
 
+    linear_in_parameters: ClassVar[bool] = True
     n: int = eqx.field(static=True)
     fields: Float[Array, " n"]
     couplings: Float[Array, " pairs"]
@@ -94,6 +96,7 @@ class HigherOrderIsing(AbstractEnergy):
     shape ``(len(subsets),)``.
     """
 
+    linear_in_parameters: ClassVar[bool] = True
     n: int = eqx.field(static=True)
     subsets: tuple[int, ...] = eqx.field(static=True)
     couplings: Float[Array, " k"]
@@ -158,6 +161,7 @@ class WalshModel(AbstractEnergy):
     Jacobian is the identity, so its flow is convex (THEORY §3).
     """
 
+    linear_in_parameters: ClassVar[bool] = True
     n: int = eqx.field(static=True)
     couplings: Float[Array, " 2**n-1"]
 

@@ -5,13 +5,19 @@ from typing import Literal
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from .._numerics import log_2cosh, softplus
 from .._space import check_n
-from ._base import AbstractEnergy
+from ._base import AbstractEnergy, flat_indices
 
 _HIDDEN = {"spin": log_2cosh, "bernoulli": softplus}
+# Second derivatives f'' of the hidden units' free energies: 1 - tanh² and σ(x) σ(-x).
+_HIDDEN_CURVATURE = {
+    "spin": lambda x: 1 - jnp.tanh(x) ** 2,
+    "bernoulli": lambda x: jax.nn.sigmoid(x) * jax.nn.sigmoid(-x),
+}
 
 
 class RBM(AbstractEnergy):
@@ -78,6 +84,16 @@ class RBM(AbstractEnergy):
 
     def energy(self, s):
         return -(self.visible_bias @ s + _HIDDEN[self.hidden](self.hidden_bias + self.weights @ s).sum())
+
+    def curvature(self, weights, s):
+        # Hidden unit a contributes f''(h_a) x xᵀ to its own block (W_a, b_a), x = (s, 1); a·s is linear.
+        h = s @ self.weights.T + self.hidden_bias
+        x = jnp.concatenate([s, jnp.ones_like(s[:, :1])], axis=1)
+        blocks = jnp.einsum("la,li,lj->aij", weights[:, None] * _HIDDEN_CURVATURE[self.hidden](h), x, x)
+        ids = flat_indices(self)
+        unit = np.concatenate([ids.weights, ids.hidden_bias[:, None]], axis=1)  # (n_hidden, n + 1)
+        size = ids.weights.size + ids.visible_bias.size + ids.hidden_bias.size
+        return jnp.zeros((size, size), blocks.dtype).at[unit[:, :, None], unit[:, None, :]].set(blocks)
 
     def lo_features(self, s_lo):
         # W s = W_lo s_lo + W_hi s_hi: 2**n * n_hidden adds instead of 2**n * n * n_hidden (THEORY §8).

@@ -44,6 +44,9 @@ def _solve(model, target, ts, t1, penalty, *, solver, rtol, atol, max_steps, ste
         probs, penalty = args
         return -objective.gradient(theta, probs, penalty)
 
+    if solver is None:
+        solver = Rodas4(jacobian=lambda t, theta, args: -objective.hessian(theta, *args))
+
     def stop(t, theta, args, **kwargs):
         bad = ~jnp.all(jnp.isfinite(theta))
         if steady_tol is None:
@@ -131,7 +134,7 @@ def _config(t1, ts, num_saves, solver, rtol, atol, max_steps, steady_tol, progre
     if steady_tol is not None and not steady_tol > 0:
         raise ValueError(f"steady_tol must be positive or None; got {steady_tol!r}")
     config = dict(
-        solver=Rodas4() if solver is None else solver, rtol=rtol, atol=atol, max_steps=int(max_steps),
+        solver=solver, rtol=rtol, atol=atol, max_steps=int(max_steps),
         steady_tol=steady_tol, progress=progress, chunk_size=chunk_size,
     )
     return jnp.asarray(ts, dtype), config

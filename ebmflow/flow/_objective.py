@@ -2,9 +2,11 @@
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
 
 from .._effective import flatten
 from .._exact import _neg_energies, _nll_and_grad, _plan, _streamed_sums
+from .._hessian import _nll_hessian, check_hessian_fits
 from .._walsh import fwht, order_norms
 from ..targets._target import Target
 
@@ -14,21 +16,46 @@ class Objective:
 
     Built outside jit from a model's structure; the target's probabilities and the
     penalty are passed at call time, so one compiled solve serves all same-shape problems.
+    `gradient` carries its own derivative: its Jacobian in θ (``jax.jacfwd``, as in
+    `Rodas4` or an implicit solver's Newton matrix) is `hessian`, assembled from
+    per-state gradients rather than by differentiating the gradient ``P`` times.
     """
 
     def __init__(self, model, chunk_size=None):
         self.theta0, self.unflatten = flatten(model)
         self.plan = _plan(model, chunk_size, 2, "the flow")
+        self.gradient = jax.custom_jvp(self._gradient)
+        self.gradient.defjvp(self._gradient_jvp, symbolic_zeros=True)
 
     def __call__(self, theta, probs, penalty):
         """The objective up to the constant ``-H(p_D)`` (which does not move the flow)."""
         log_z, data = _streamed_sums(self.unflatten(theta), self.plan, probs)
         return log_z - data + 0.5 * penalty * theta @ theta
 
-    def gradient(self, theta, probs, penalty):
-        """``∇L(θ)`` from the one-pass value-and-gradient (`jax.jacfwd` of it gives the Hessian)."""
+    def _gradient(self, theta, probs, penalty):
+        """``∇L(θ)`` from the one-pass value-and-gradient."""
         _, grad = _nll_and_grad(self.unflatten(theta), self.plan, probs)
         return flatten(grad)[0] + penalty * theta
+
+    def _gradient_jvp(self, primals, tangents):
+        """Forward derivative of `gradient`: ``∇²L dθ``, plus the (linear) response to the target and penalty."""
+        theta, probs, penalty = primals
+        d_theta, d_probs, d_penalty = tangents
+        grad = self._gradient(theta, probs, penalty)
+        tangent = jnp.zeros_like(grad)
+        if not isinstance(d_theta, SymbolicZero):
+            tangent = tangent + self.hessian(theta, probs, penalty) @ d_theta
+        if not isinstance(d_probs, SymbolicZero):
+            tangent = tangent + jax.jvp(lambda q: self._gradient(theta, q, penalty), (probs,), (d_probs,))[1]
+        if not isinstance(d_penalty, SymbolicZero):
+            tangent = tangent + d_penalty * theta
+        return grad, tangent
+
+    def hessian(self, theta, probs, penalty):
+        """``∇²L(θ)``, ``(P, P)``: covariance of per-state gradients plus curvature (`ebmflow._hessian`)."""
+        model = self.unflatten(theta)
+        check_hessian_fits(model, self.plan, "the Hessian")
+        return _nll_hessian(model, self.plan, probs) + penalty * jnp.eye(theta.shape[0], dtype=theta.dtype)
 
     def observe(self, thetas, target: Target, penalty):
         """Observables at each row of ``thetas (T, P)``, one state at a time (memory O(2**n)).

@@ -8,7 +8,9 @@ linear systems with one matrix ``G = I/(hγ) - J`` per step, ``J = ∂f/∂y`` e
 accurate, so its step grows with the time scale of the slowest active mode.
 On the reference problem it needs several times fewer steps than order-2
 methods at rtol 1e-6 (benchmarks/flow.py), and each step costs one Jacobian,
-whatever the number of stages.
+whatever the number of stages. `ebmflow.flow` hands it the exact Hessian
+assembled from per-state gradients (`ebmflow._hessian`), several times cheaper
+than ``P`` forward derivatives of the gradient.
 """
 
 from collections.abc import Callable
@@ -45,10 +47,15 @@ class Rodas4(dfx.AbstractAdaptiveSolver):
 
     For autonomous ODEs with a continuous vector field (no jumps: the first stage
     reuses the previous step's last evaluation), whose state ``y`` is a 1-D array. Per step: one Jacobian
-    (`jax.jacfwd` of the vector field), one LU factorisation, six linear solves
+    (`jacobian`, by default `jax.jacfwd` of the vector field), one LU factorisation, six linear solves
     and six vector-field evaluations (five stages and ``f(y1)``, which the next
     step reuses as its first stage and which gives cubic Hermite dense output).
+
+    `jacobian`: optional ``(t, y, args) -> ∂f/∂y`` of shape ``(P, P)``; `ebmflow.flow` passes
+    minus the exact Hessian, assembled directly instead of through ``P`` forward derivatives.
     """
+
+    jacobian: Callable | None = None
 
     term_structure: ClassVar = dfx.AbstractTerm
     interpolation_cls: ClassVar[Callable[..., dfx.ThirdOrderHermitePolynomialInterpolation]] = (
@@ -72,7 +79,8 @@ class Rodas4(dfx.AbstractAdaptiveSolver):
         f = lambda y: terms.vf(t0, y, args)  # noqa: E731  (autonomous: t is not used)
         h = t1 - t0
         f0 = solver_state  # FSAL; the gradient flow is autonomous and has no jumps
-        g = jnp.eye(y0.shape[0], dtype=y0.dtype) / (h * _GAMMA) - jax.jacfwd(f)(y0)
+        jac = jax.jacfwd(f)(y0) if self.jacobian is None else self.jacobian(t0, y0, args)
+        g = jnp.eye(y0.shape[0], dtype=y0.dtype) / (h * _GAMMA) - jac
         lu = jsl.lu_factor(g)
         a, c = jnp.asarray(_A, y0.dtype), jnp.asarray(_C, y0.dtype) / h
 
