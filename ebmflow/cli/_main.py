@@ -16,12 +16,19 @@ from ebmflow.experiments import ConfigError, load_experiment, parse_experiment, 
 from ebmflow.io import load, plot_all
 
 
+def _nats(kl: float) -> str:
+    """A KL for people: values within float64 rounding of 0 (they can come out negative) read as 0."""
+    return f"0 within rounding ({kl:.0e} nats)" if abs(kl) < 1e-13 else f"{kl:.3e} nats"
+
+
 def _print_summary(summary: dict, out: Path, figures: list[Path]) -> None:
     print(f"\n{summary['name']}: {summary['status']}, {summary['members_done']} of {summary['members']} runs")
     if not summary["members_done"]:
         print(f"  no run finished, so there is nothing to plot; results {out / 'results.npz'}")
         return
-    print(f"  run 0: {summary['result']}; final KL = {summary['final_kl']:.3e} nats")
+    print(f"  run 0: {summary['result']}; final KL = {_nats(summary['final_kl'])}")
+    if summary.get("refinement"):
+        print(f"  fixed-point refinement of the endpoint: {summary['refinement']}")
     if summary.get("kind"):
         print(f"  endpoint: {summary['kind']}; Hessian {summary['n_stable']} stable, {summary['n_neutral']} neutral, "
               f"{summary['n_unstable']} unstable; rank G = {summary['rank']}")
@@ -29,7 +36,7 @@ def _print_summary(summary: dict, out: Path, figures: list[Path]) -> None:
     print(f"  learning times (Δ_k <= {summary['alpha']}): {times or 'none reached'}")
     if "batch" in summary:
         b = summary["batch"]
-        print(f"  batch: {b['ok']}/{b['members']} ok, final KL median {b['final_kl'].get('median', float('nan')):.3e}, "
+        print(f"  batch: {b['ok']}/{b['members']} ok, final KL median {_nats(b['final_kl'].get('median', float('nan')))}, "
               f"endpoints {b.get('kinds', {})}")
     print(f"  wall time {summary['wall_time_s']:.1f} s; results {out / 'results.npz'}, summary {out / 'summary.json'}")
     print("  figures: " + ", ".join(str(p) for p in figures))

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import tqdm
 
 from .. import targets as targets_
 from .._effective import flatten
@@ -131,9 +132,9 @@ def run_experiment(config: Experiment, out: str | Path, *, progress: bool = Fals
     KeyboardInterrupt the members finished so far are kept (status "interrupted").
     """
     start = time.time()
+    target = build_target(config)  # before creating `out`: a bad samples file leaves nothing behind
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    target = build_target(config)
     b = config.batch
     scales = b.scales or [config.model.scale] * b.members
     seeds = [config.seed + i for i in range(b.members)]
@@ -144,22 +145,25 @@ def run_experiment(config: Experiment, out: str | Path, *, progress: bool = Fals
         result_names=list(RESULTS._name_to_item), float32_note="float32 is a speed option" if config.dtype == "float32" else "",
     )
     path = out / "results.npz"
+    bar = tqdm.tqdm(total=b.members, desc="batch", unit="member", disable=not progress or b.members == 1)
     try:
         for lo in range(0, b.members, b.group):
             hi = min(lo + b.group, b.members)
             keys = jnp.stack([jax.random.key(s) for s in seeds[lo:hi]])
             models = eqx.filter_vmap(lambda k, s: build_model(config, k, s))(keys, jnp.asarray(scales[lo:hi]))
             groups.append((models, _integrate(config, models, target, progress)))
+            bar.update(hi - lo)
             log(f"members {lo}..{hi - 1} integrated ({time.time() - start:.1f} s)")
             _write(path, metadata | dict(status="partial", members_done=hi), groups, target, config, None)
     except KeyboardInterrupt:
         status = "interrupted"
         log(f"interrupted: kept {sum(_size(g[1]) for g in groups)} of {b.members} members")
+    bar.close()
     done = sum(_size(g[1]) for g in groups)
     analyses = None
     if status == "complete" and config.analysis.stability:
         try:
-            analyses = _analyse(config, groups, target, log)
+            analyses = _analyse(config, groups, target, log, progress)
         except KeyboardInterrupt:  # keep the trajectories, drop the unfinished analysis
             status = "interrupted"
             log(f"interrupted during the stability analysis: kept {done} of {b.members} members, no analysis")
@@ -207,15 +211,17 @@ def _write(path, metadata, groups, target, config, analyses):
     return arrays
 
 
-def _analyse(config, groups, target, log):
+def _analyse(config, groups, target, log, progress=False):
     """Stability at each successful member's endpoint (dense, up to ANALYSIS_LIMIT parameters).
 
     With ``analysis.refine`` the endpoint is first refined by `fixed_point`; the
     refined point is analysed where refinement converged, the endpoint otherwise.
     """
     reports, refinements = [], []
+    bar = tqdm.tqdm(total=sum(_size(g[1]) for g in groups), desc="stability", unit="endpoint", disable=not progress)
     for models, sol in groups:
         for i in range(_size(sol)):
+            bar.update()
             member = jax.tree_util.tree_map(lambda x: x[i, -1] if eqx.is_array(x) else x, sol.models)
             if not bool(np.asarray(sol.ok)[i]) or flatten(member)[0].shape[0] > ANALYSIS_LIMIT:
                 reports.append(None)
@@ -226,6 +232,7 @@ def _analyse(config, groups, target, log):
                 refinements.append(point.message)
                 member = point.model if point.converged else member
             reports.append(stability(member, target))
+    bar.close()
     log(f"stability analysed at {sum(r is not None for r in reports)} endpoints")
     size = max((r.n_params for r in reports if r is not None), default=0)
     eig = np.full((len(reports), size), np.nan)
@@ -249,6 +256,7 @@ def _summary(config, arrays, analyses, groups, meta) -> dict:
         n_neutral=first_report.n_neutral if first_report else None,
         n_unstable=first_report.n_unstable if first_report else None,
         rank=first_report.rank if first_report else None,
+        refinement=analyses["refinements"][0] if analyses and config.analysis.refine else None,
         learning_times={str(k): float(taus[0, k]) for k in range(1, n + 1)} if taus.size else {},
         alpha=config.analysis.alpha,
         result=RESULTS._index_to_message[int(arrays["result"][0])] or "successful" if arrays["result"].size else None,

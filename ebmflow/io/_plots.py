@@ -8,12 +8,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ._results import Results  # noqa: E402
 
 
 def _orders(n: int, k_max: int = 6):
     return list(range(1, min(n, k_max) + 1))
+
+
+# One qualitative colour and marker per order 1..6, distinguishable in print and for colour-blind readers.
+_ORDER_STYLE = [("#0072B2", "o"), ("#E69F00", "s"), ("#009E73", "^"), ("#CC79A7", "D"), ("#D55E00", "v"),
+                ("#000000", "x")]
 
 
 def _time_axis(ax, ts):
@@ -37,18 +43,20 @@ def plot_kl(results: Results, ax):
 
 def plot_hierarchy(results: Results, axes):
     ts, n = results["ts"], results["target_coupling_norms"].shape[0] - 1
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(_orders(n))))
     with warnings.catch_warnings():  # Δ_k is NaN (undefined) where the initial mismatch of order k is zero
         warnings.simplefilter("ignore", RuntimeWarning)
         delta = np.nanmedian(results["delta"], axis=0)
         norms = np.nanmedian(results["coupling_norms"], axis=0)
     alpha = results.metadata.get("config", {}).get("analysis", {}).get("alpha")
-    for k, c in zip(_orders(n), colors):
+    target_norms = results["target_coupling_norms"]
+    for k, (c, marker) in zip(_orders(n), _ORDER_STYLE):
+        style = dict(color=c, lw=1.8, marker=marker, markersize=4, markevery=max(1, len(ts) // 12), label=f"order {k}")
         if np.isfinite(delta[1:, k]).any():  # no legend entry for an order whose Δ_k is undefined
-            axes[0].plot(ts[1:], delta[1:, k], color=c, lw=2, label=f"order {k}")
-        axes[1].plot(ts[1:], norms[1:, k], color=c, lw=2, label=f"order {k}")
-        if results["target_coupling_norms"][k] > 1e-10 * results["target_coupling_norms"].max():
-            axes[1].axhline(results["target_coupling_norms"][k], color=c, ls="--", lw=1)
+            axes[0].plot(ts[1:], delta[1:, k], **style)
+        axes[1].plot(ts[1:], norms[1:, k], **style)
+        if target_norms[k] > 1e-10 * target_norms.max():
+            axes[1].axhline(target_norms[k], color=c, ls="--", lw=1.2, alpha=0.8)
+    axes[1].plot([], [], color="gray", ls="--", lw=1.2, label="target ||J*_k||")
     if alpha:
         axes[0].axhline(alpha, color="gray", ls=":", lw=1, label=f"α = {alpha}")
     for ax in axes:
@@ -86,6 +94,7 @@ def plot_batch(results: Results, axes):
     axes[0].hist(np.log10(kl[ok]), bins=max(5, int(np.sqrt(ok.sum()))), color="C0")
     axes[0].set_xlabel("log10 final KL  [nats]")
     axes[0].set_ylabel("runs")
+    axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_title(f"Final KL over {len(kl)} initialisations")
     taus = results["learning_times"]
     n = taus.shape[1] - 1
