@@ -3,8 +3,7 @@
 Each notebook asserts its own numerical claims (counts, slopes, predicted eigenvalues),
 so running it is the test. They run in a subprocess, as a user runs them: with XLA's
 full optimisation (unlike this suite, see conftest.py) and figures sent to a temporary
-folder through ``EBMFLOW_NOTEBOOK_OUT``. Each takes 20-45 s of CPU on 2 cores (w0_saddle
-is the quickest), together more than two minutes, so they are marked slow.
+folder through ``EBMFLOW_NOTEBOOK_OUT``. Each takes 15-35 s on 2 cores, mostly compilation.
 """
 
 import os
@@ -20,7 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(glob(str(ROOT / "notebooks" / "*.py")))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("path", [pytest.param(p, id=Path(p).stem) for p in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path):
     text = Path(path).read_text()

@@ -85,21 +85,33 @@ def plot_spectrum(results: Results, ax, member: int = 0):
     ax.set_ylabel("|λ|, eigenvalues of the Hessian ∇²L")
     kind = (results.metadata.get("kinds") or [None])[member]
     ax.set_title(f"Hessian spectrum at the endpoint: {kind}")
-    ax.legend()
+    ax.legend(loc="center right", fontsize=8)  # eigenvalues rise from left to right: that region is free
 
 
 def plot_batch(results: Results, axes):
     kl = results["kl"][:, -1]
     ok = np.isfinite(kl) & (kl > 0)
-    axes[0].hist(np.log10(kl[ok]), bins=max(5, int(np.sqrt(ok.sum()))), color="C0")
-    axes[0].set_xlabel("log10 final KL  [nats]")
-    axes[0].set_ylabel("runs")
-    axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(kl) < 10:  # too few runs for a histogram: one point per run
+        axes[0].scatter(np.flatnonzero(ok), kl[ok], color="C0", s=30)
+        axes[0].set_yscale("log")
+        axes[0].set_xlabel("run (initialisation index)")
+        axes[0].set_ylabel("final KL  [nats]")
+        axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    else:
+        axes[0].hist(np.log10(kl[ok]), bins=max(5, int(np.sqrt(ok.sum()))), color="C0")
+        axes[0].set_xlabel("log10 final KL  [nats]")
+        axes[0].set_ylabel("runs")
+        axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_title(f"Final KL over {len(kl)} initialisations")
     taus = results["learning_times"]
     n = taus.shape[1] - 1
     data = [taus[:, k][np.isfinite(taus[:, k])] for k in _orders(n)]
     axes[1].boxplot([d if d.size else [np.nan] for d in data], tick_labels=[str(k) for k in _orders(n)])
+    for i, d in enumerate(data, start=1):
+        axes[1].scatter(np.full(d.size, i), d, color="C0", s=10, alpha=0.6, zorder=3)
+        if d.size < len(taus):
+            axes[1].annotate(f"{len(taus) - d.size}/{len(taus)}\nnot reached", (i, 0.02), xycoords=("data", "axes fraction"),
+                             ha="center", fontsize=7, color="gray")
     axes[1].set_yscale("log")
     axes[1].set_xlabel("order k")
     alpha = results.metadata.get("config", {}).get("analysis", {}).get("alpha")
