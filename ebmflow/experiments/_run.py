@@ -218,21 +218,18 @@ def _analyse(config, groups, target, log, progress=False):
     refined point is analysed where refinement converged, the endpoint otherwise.
     """
     reports, refinements = [], []
-    bar = tqdm.tqdm(total=sum(_size(g[1]) for g in groups), desc="stability", unit="endpoint", disable=not progress)
-    for models, sol in groups:
-        for i in range(_size(sol)):
-            bar.update()
-            member = jax.tree_util.tree_map(lambda x: x[i, -1] if eqx.is_array(x) else x, sol.models)
-            if not bool(np.asarray(sol.ok)[i]) or flatten(member)[0].shape[0] > ANALYSIS_LIMIT:
-                reports.append(None)
-                refinements.append("not analysed (failed run or too many parameters)")
-                continue
-            if config.analysis.refine:
-                point = fixed_point(member, target)
-                refinements.append(point.message)
-                member = point.model if point.converged else member
-            reports.append(stability(member, target))
-    bar.close()
+    members = [(sol, i) for _, sol in groups for i in range(_size(sol))]
+    for sol, i in tqdm.tqdm(members, desc="stability", unit="endpoint", disable=not progress):
+        member = jax.tree_util.tree_map(lambda x: x[i, -1] if eqx.is_array(x) else x, sol.models)
+        if not bool(np.asarray(sol.ok)[i]) or flatten(member)[0].shape[0] > ANALYSIS_LIMIT:
+            reports.append(None)
+            refinements.append("not analysed (failed run or too many parameters)")
+            continue
+        if config.analysis.refine:
+            point = fixed_point(member, target)
+            refinements.append(point.message)
+            member = point.model if point.converged else member
+        reports.append(stability(member, target))
     log(f"stability analysed at {sum(r is not None for r in reports)} endpoints")
     size = max((r.n_params for r in reports if r is not None), default=0)
     eig = np.full((len(reports), size), np.nan)
