@@ -12,7 +12,7 @@ import jax
 if os.environ.get("EBMFLOW_X64", "1") != "0":
     jax.config.update("jax_enable_x64", True)
 
-from . import analysis as analysis, targets as targets
+from . import analysis as analysis, io as io, targets as targets
 from .analysis import (
     StabilityReport as StabilityReport,
     classify_batch as classify_batch,
@@ -70,6 +70,7 @@ from .energies import (
     MLPEnergy as MLPEnergy,
     WalshModel as WalshModel,
 )
+from .io import load as load
 from .targets import Target as Target
 
 __version__ = importlib.metadata.version("ebmflow")

@@ -364,7 +364,7 @@ def test_results_round_trip(tmp_path):
     path = save(tmp_path / "sub" / "results.npz", metadata, arrays)
     assert path == tmp_path / "sub" / "results.npz"
     assert os.listdir(path.parent) == ["results.npz"]  # the temporary file was renamed, none left
-    results = load(path.parent)
+    results = ebmflow.load(path.parent)  # the public entry point: a folder or the file
     assert set(results) == set(arrays) and len(results) == len(arrays)
     for key, value in arrays.items():
         assert results[key].dtype == np.asarray(value).dtype

@@ -1,16 +1,17 @@
-"""Figures from a results file alone (matplotlib, no display needed)."""
+"""Figures from a results file alone.
+
+Matplotlib's object-oriented API (`matplotlib.figure.Figure`, no pyplot): no display
+is needed and the user's backend (a notebook's inline one, say) is left alone.
+"""
 
 import warnings
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from ._results import Results  # noqa: E402
+from ._results import Results
 
 
 def _orders(n: int, k_max: int = 6):
@@ -127,18 +128,22 @@ def plot_all(results: Results, out: str | Path, formats=("png",)) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     figures = []
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.subplots()
     plot_kl(results, ax)
     figures.append(("kl", fig))
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig = Figure(figsize=(12, 4.5))
+    axes = fig.subplots(1, 2)
     plot_hierarchy(results, axes)
     figures.append(("hierarchy", fig))
     if "eigenvalues" in results and np.isfinite(results["eigenvalues"][0]).any():
-        fig, ax = plt.subplots(figsize=(6, 4.5))
+        fig = Figure(figsize=(6, 4.5))
+        ax = fig.subplots()
         plot_spectrum(results, ax)
         figures.append(("spectrum", fig))
     if results["kl"].shape[0] > 1:
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+        fig = Figure(figsize=(12, 4.5))
+        axes = fig.subplots(1, 2)
         plot_batch(results, axes)
         figures.append(("batch", fig))
     paths = []
@@ -147,5 +152,4 @@ def plot_all(results: Results, out: str | Path, formats=("png",)) -> list[Path]:
         for fmt in formats:
             paths.append(out / f"{name}.{fmt}")
             fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
     return paths
