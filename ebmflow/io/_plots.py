@@ -31,8 +31,9 @@ def _time_axis(ax, ts):
 
 def plot_kl(results: Results, ax):
     ts, kl = results["ts"], results["kl"]
-    for row in kl:
-        ax.plot(ts[1:], row[1:], color="C0", alpha=0.3 if len(kl) > 1 else 1, lw=1)
+    for i, row in enumerate(kl):
+        label = "each run" if i == 0 and len(kl) > 1 else None
+        ax.plot(ts[1:], row[1:], color="C0", alpha=0.3 if len(kl) > 1 else 1, lw=1, label=label)
     if len(kl) > 1:
         ax.plot(ts[1:], np.nanmedian(kl[:, 1:], axis=0), color="C0", lw=2.5, label=f"median of {len(kl)} runs")
         ax.legend()
