@@ -322,7 +322,6 @@ def test_flow_batch_equals_a_loop_and_reports_a_nan_member(rbm_batch):
     assert summary["learning_times"], "no order relaxed to alpha: the check above was empty"
 
 
-@pytest.mark.slow  # a second vmapped compilation (batched target axis), ~10 s
 def test_flow_batch_with_a_batch_of_targets(rbm_batch):
     targets = [rbm_target(seed) for seed in (11, 12, 13)]
     stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *targets)
@@ -507,9 +506,10 @@ def test_low_orders_are_learned_first():
     assert taus[1] <= taus[2] < min(taus[3], taus[4]), taus
 
 
-@pytest.mark.slow  # P = 584: a 584 × 584 Hessian and LU per step, a few minutes on two CPU cores
 def test_low_orders_are_learned_first_theory_toy():
     """The toy observation of THEORY §6: n = 8, M = 64 spin hidden units, init std 1e-2, α = 0.1.
+
+    P = 584: a 584 × 584 Hessian and LU per step, about 20 s on two CPU cores.
 
     Measured (float64, this repository): τ_1 ≈ 8.0, τ_2 ≈ 9.7, τ_3 ≈ 54.8, τ_4 ≈ 45.7
     (odd order 3 lags order 4: with zero hidden biases odd derivatives of ln cosh vanish).
