@@ -5,7 +5,6 @@ import io
 import re
 from pathlib import Path
 
-
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
