@@ -103,3 +103,20 @@ def test_hessian_refused_over_the_memory_budget():
             ebmflow.hessian(model, target)
     finally:
         ebmflow.set_memory_budget(None)
+
+
+def test_float32_hessian_and_flow_follow_float64():
+    """float32 is a speed option: the assembled Hessian (raw second moments minus the mean's outer product)
+    and a float32 flow stay within float32 rounding of float64."""
+    model = rbm(5, 4, seed=12, scale=0.3)
+    probs = random_probs(5, seed=13)
+    model32 = jax.tree_util.tree_map(lambda x: x.astype(jnp.float32) if eqx.is_inexact_array(x) else x, model)
+    h64 = ebmflow.hessian(model, ebmflow.Target.from_probs(probs))
+    target32 = ebmflow.Target.from_probs(probs.astype(np.float32), normalize=True)
+    h32 = ebmflow.hessian(model32, target32)
+    assert h32.dtype == jnp.float32
+    np.testing.assert_allclose(h32, h64, rtol=0, atol=1e-5 * float(jnp.abs(h64).max()))
+    sol64 = ebmflow.flow(model, ebmflow.Target.from_probs(probs), 100.0, num_saves=5)
+    sol32 = ebmflow.flow(model32, target32, 100.0, num_saves=5, rtol=1e-4, atol=1e-6)
+    assert sol32.kl.dtype == jnp.float32 and sol32.ok
+    np.testing.assert_allclose(sol32.kl, sol64.kl, rtol=0, atol=1e-5)
