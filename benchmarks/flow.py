@@ -211,8 +211,9 @@ class EbmflowTimer:
         print()
 
 
-def run_baseline(model, target, ts) -> dict:
-    """Part 2: plain diffrax Tsit5 on the flat parameters, compiled ahead of time, run once."""
+def plain_diffrax_solve(model, target, ts, solver, dt0, rtol, atol, max_steps):
+    """``(jitted solve of θ0, θ0, unflatten)``: diffrax alone on the flat parameters, vector field
+    ``-jax.grad(θ ↦ ebmflow.kl(unflatten(θ), target))`` (plain autodiff, not ebmflow's flow code)."""
     theta0, unflatten = ebmflow.flatten(model)
 
     def vector_field(t, theta, args):
@@ -221,11 +222,18 @@ def run_baseline(model, target, ts) -> dict:
     @jax.jit
     def solve(theta0):
         return dfx.diffeqsolve(
-            dfx.ODETerm(vector_field), dfx.Tsit5(), 0.0, T1, None, theta0,
-            saveat=dfx.SaveAt(ts=ts), stepsize_controller=dfx.PIDController(rtol=RTOL, atol=ATOL),
-            max_steps=BASELINE_MAX_STEPS, throw=False,
+            dfx.ODETerm(vector_field), solver, 0.0, T1, dt0, theta0,
+            saveat=dfx.SaveAt(ts=ts), stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol),
+            max_steps=max_steps, throw=False,
         )
 
+    return solve, theta0, unflatten
+
+
+def run_baseline(model, target, ts) -> dict:
+    """Part 2: plain diffrax Tsit5 on the flat parameters, compiled ahead of time, run once."""
+    solve, theta0, unflatten = plain_diffrax_solve(model, target, ts, dfx.Tsit5(), None, RTOL, ATOL,
+                                                   BASELINE_MAX_STEPS)
     wall = time.perf_counter()
     compiled = solve.lower(theta0).compile()
     compile_time = time.perf_counter() - wall
@@ -249,19 +257,8 @@ def run_baseline(model, target, ts) -> dict:
 
 def reference_kvaerno5(model, target, ts) -> tuple[np.ndarray, dict]:
     """Independent reference: diffrax Kvaerno5 (ESDIRK, Newton with the exact Jacobian) at tight tolerances."""
-    theta0, unflatten = ebmflow.flatten(model)
-
-    def vector_field(t, theta, args):
-        return -jax.grad(lambda th: ebmflow.kl(unflatten(th), target))(theta)
-
-    @jax.jit
-    def solve(theta0):
-        return dfx.diffeqsolve(
-            dfx.ODETerm(vector_field), dfx.Kvaerno5(), 0.0, T1, 1e-3, theta0,
-            saveat=dfx.SaveAt(ts=ts), stepsize_controller=dfx.PIDController(rtol=REF_RTOL, atol=REF_ATOL),
-            max_steps=REF_MAX_STEPS, throw=False,
-        )
-
+    solve, theta0, unflatten = plain_diffrax_solve(model, target, ts, dfx.Kvaerno5(), 1e-3, REF_RTOL, REF_ATOL,
+                                                   REF_MAX_STEPS)
     sol, wall, _ = timed(lambda: solve(theta0))
     if sol.result != dfx.RESULTS.successful:
         raise RuntimeError(f"Kvaerno5 reference failed: {sol.result}")
