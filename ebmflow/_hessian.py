@@ -17,7 +17,7 @@ from jaxtyping import Array, Float
 
 from ._exact import _streamed_sums
 from ._memory import check_fits
-from ._space import Chunking
+from ._space import Chunking, join_states
 from .energies._base import AbstractEnergy, flatten, model_dtype
 
 
@@ -44,8 +44,7 @@ def _nll_hessian(model: AbstractEnergy, plan: Chunking, weights: Float[Array, " 
     def body(carry, xs):
         second, first, curvature = carry
         index, w_chunk = xs
-        hi = jnp.broadcast_to(plan.hi_state(index, dtype), (lo.shape[0], model.n - lo.shape[1]))
-        s = jnp.concatenate([lo, hi], axis=1)
+        s = join_states(lo, plan.hi_state(index, dtype))
         x, d = value_and_grad(theta, s)
         p = jnp.exp(x - log_z)
         second = second + (d * p[:, None]).T @ d

@@ -83,6 +83,11 @@ class Chunking(NamedTuple):
         return states_from_indices(chunk, self.n_hi, dtype)
 
 
+def join_states(s_lo: Float[Array, "l k"], s_hi: Float[Array, " n-k"]) -> Float[Array, "l n"]:
+    """The ``l`` states ``(s_lo[j], s_hi)``: every low-bit state with one high-bit state, index order."""
+    return jnp.concatenate([s_lo, jnp.broadcast_to(s_hi, (s_lo.shape[0], s_hi.shape[0]))], axis=-1)
+
+
 def chunking(n: int, chunk_size: int | None = None) -> Chunking:
     """Plan chunks of ``chunk_size`` states rounded down to a power of two (default 2**10), at most ``2**n``.
 

@@ -10,6 +10,8 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, Int, PyTree
 
+from .._space import join_states
+
 
 class AbstractEnergy(eqx.Module):
     """An energy ``E_θ(s)`` over ``n`` spins, ``p_θ(s) = exp(-E_θ(s)) / Z``.
@@ -58,9 +60,7 @@ class AbstractEnergy(eqx.Module):
 
         ``s_hi`` holds sites ``k..n-1`` of one state. This default vmaps `energy`.
         """
-        s_lo = features
-        s = jnp.concatenate([s_lo, jnp.broadcast_to(s_hi, (s_lo.shape[0], s_hi.shape[0]))], axis=-1)
-        return -jax.vmap(self.energy)(s)
+        return -jax.vmap(self.energy)(join_states(features, s_hi))
 
     def curvature(self, weights: Float[Array, " l"], s: Float[Array, "l n"]) -> Float[Array, "P P"]:
         """``Σ_i weights_i ∇²_θ(-E_θ(s_i))`` over the flat parameters (`flatten` order), ``(P, P)``.
