@@ -44,16 +44,8 @@ def save(path: str | os.PathLike, metadata: dict, arrays: Mapping[str, np.ndarra
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = json.dumps({"format": FORMAT, **metadata}, default=_json_default)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, metadata=np.array(meta), **{k: np.asarray(v) for k, v in arrays.items()})
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private (0600); give it normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    return _write_atomically(path, "wb", lambda f: np.savez(f, metadata=np.array(meta), **arrays))
 
 
 def load(path: str | os.PathLike) -> Results:
@@ -83,12 +75,19 @@ def load(path: str | os.PathLike) -> Results:
 
 def write_json(path: str | os.PathLike, data: dict) -> Path:
     """Write JSON atomically."""
-    path = Path(path)
+    return _write_atomically(Path(path), "w", lambda f: json.dump(data, f, indent=2, default=_json_default))
+
+
+def _write_atomically(path: Path, mode: str, write) -> Path:
+    """``write(file)`` into a temporary file in ``path``'s folder, then rename it to ``path``.
+
+    A failure leaves ``path`` as it was and no temporary file behind.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, default=_json_default)
-        os.chmod(tmp, 0o666 & ~_umask())
+        with os.fdopen(fd, mode) as f:
+            write(f)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private (0600); give it normal permissions
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
