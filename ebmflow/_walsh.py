@@ -19,16 +19,32 @@ def log2_size(size: int, what: str = "x") -> int:
     return int(math.log2(size))
 
 
+_RADIX_BITS = 4  # bits per pass: a (16, 16) matrix product moves the data n/4 times instead of n
+
+
 def _butterfly(x, m):
-    """Apply the same 2×2 matrix ``m`` to every bit of the last axis (O(n 2^n))."""
+    """Apply the same 2×2 matrix ``m`` to every bit of the last axis (O(n 2^n)).
+
+    A pass multiplies the low ``k`` bits by ``m``'s ``k``-fold Kronecker power and
+    rotates them to the top: ``n / k`` identical passes (one traced loop body, so the
+    compiled program stays small) transform every bit and restore the order.
+    """
     x = jnp.asarray(x)
+    x = x.astype(jnp.result_type(x, *m[0], *m[1]))  # e.g. the 1/2 of the {0,1} maps makes integers floats
     n = log2_size(x.shape[-1])
-    batch = x.shape[:-1]
-    for i in range(n):
-        y = x.reshape(batch + (2 ** (n - 1 - i), 2, 2**i))  # middle axis is bit i
-        a, b = y[..., 0, :], y[..., 1, :]
-        x = jnp.stack([m[0][0] * a + m[0][1] * b, m[1][0] * a + m[1][1] * b], axis=-2)
-    return x.reshape(batch + (2**n,))
+
+    def rotate(x, k):
+        kron = np.ones((1, 1))
+        for _ in range(k):
+            kron = np.kron(kron, np.asarray(m, dtype=float))
+        y = x.reshape(x.shape[:-1] + (2 ** (n - k), 2**k))
+        y = jnp.matmul(y, jnp.asarray(kron.T, x.dtype), precision=jax.lax.Precision.HIGHEST)  # no TF32
+        return jnp.swapaxes(y, -1, -2).reshape(x.shape)
+
+    passes, rest = divmod(n, _RADIX_BITS)
+    if passes:
+        x = jax.lax.fori_loop(0, passes, lambda _, x: rotate(x, _RADIX_BITS), x)
+    return rotate(x, rest) if rest else x
 
 
 def fwht(x: Float[Array, "... 2**n"]) -> Float[Array, "... 2**n"]:

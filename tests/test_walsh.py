@@ -27,7 +27,7 @@ def test_reference_hadamard_has_the_sylvester_order(n):
     np.testing.assert_array_equal(ref.hadamard(n), ref.hadamard_by_popcount(n))
 
 
-@pytest.mark.parametrize("n", [1, 2, 4, 7])
+@pytest.mark.parametrize("n", [0, 1, 2, 4, 7, 9])  # the transform takes 4 bits per pass: remainders and 2 passes
 def test_fwht_is_the_hadamard_matrix(n):
     x = np.random.default_rng(n).normal(size=(3, 2**n))
     np.testing.assert_allclose(fwht(x), x @ ref.hadamard(n).T, **EXACT)
