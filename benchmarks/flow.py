@@ -11,7 +11,9 @@ Parts, all in one process so that the speed figures are ratios of times taken on
 
 1. ebmflow's default, ``ebmflow.flow(model, target, 1e5, rtol=1e-6, atol=1e-9)`` (RODAS4 with the
    exact Hessian): the first call (compilation and run), then ``--repeats`` later calls before the
-   baseline and ``--repeats`` after it. Compile time = first call - fastest later call.
+   baseline and ``--repeats`` after it. Compile time = first call - fastest later call. Also the
+   time `flow` spends recording the observables after its solve (compiled ``Objective.observe`` at
+   the 63 points), as a fraction of a whole call (issue: a small fraction of the integration).
 2. Baseline: what a new user would write with diffrax alone. ``jax.jit`` of one
    ``diffrax.diffeqsolve`` with ``Tsit5`` and ``PIDController(rtol=1e-6, atol=1e-9)`` on the flat
    parameters (`ebmflow.flatten`), with the vector field ``-jax.grad(θ ↦ ebmflow.kl(unflatten(θ), target))``,
@@ -59,6 +61,7 @@ import numpy as np
 
 import ebmflow
 from ebmflow.flow import save_times
+from ebmflow.flow._objective import Objective
 
 N, N_HIDDEN, SCALE = 8, 16, 0.01
 T1, RTOL, ATOL, NUM_SAVES = 1e5, 1e-6, 1e-9, 61
@@ -173,6 +176,7 @@ class EbmflowTimer:
     before the baseline and one after, so that the ratio is not at the mercy of one load level."""
 
     def __init__(self, model, target):
+        self.model, self.target = model, target
         self.call = lambda: ebmflow.flow(model, target, T1, rtol=RTOL, atol=ATOL)  # noqa: E731
         self.sol, self.first, _ = timed(self.call)
         self.later, self.later_cpu = [], []
@@ -207,8 +211,22 @@ class EbmflowTimer:
               f"rejected {st['num_rejected_steps']} ({st['num_rejected_steps'] / st['num_steps']:.1%}), "
               f"gradient evaluations {st['gradient_evaluations']}, Hessian evaluations {st['hessian_evaluations']}")
         print(f"    time per step                 {self.best / st['num_steps'] * 1e3:.3f} ms")
+        observe = observables_time(self.sol, self.model, self.target)
+        label = f"observables at {self.sol.ts.size + 1} points"
+        print(f"    {label:<30}{observe * 1e3:.1f} ms (min of 5) = "
+              f"{observe / self.best:.1%} of the later calls' min (issue: a small fraction of the integration)")
         print(f"    load avg                      {load()}")
         print()
+
+
+def observables_time(sol, model, target, repeats: int = 5) -> float:
+    """Seconds to record the observables, compiled, as `flow` does after its solve: `Objective.observe`
+    (KL, ||∇L||, Δ_k, coupling errors and norms) at ``θ0`` and every saved point."""
+    objective = Objective(model)
+    thetas = jnp.concatenate([objective.theta0[None], jax.vmap(lambda m: ebmflow.flatten(m)[0])(sol.models)])
+    observe = eqx.filter_jit(objective.observe)
+    jax.block_until_ready(observe(thetas, target, 0.0))
+    return min(timed(lambda: observe(thetas, target, 0.0))[1] for _ in range(repeats))
 
 
 def plain_diffrax_solve(model, target, ts, solver, dt0, rtol, atol, max_steps):
