@@ -268,6 +268,16 @@ def test_fixed_point_reports_failure():
     assert np.linalg.norm(ra.gradient(r, r.theta, np.asarray(target.probs))) == pytest.approx(fp.grad_norm, rel=1e-8)
 
 
+def test_fixed_point_reports_a_stall():
+    """A tol below rounding: Levenberg–Marquardt ends on its own step criterion, and says so."""
+    target = ebmflow.Target.from_model(rbm(5, 3, seed=7))
+    fp = ebmflow.fixed_point(rbm(5, 3, seed=7), target, tol=1e-30)
+    assert not fp.converged and fp.steps < 256  # stopped before max_steps
+    assert fp.message.startswith("not converged") and "stopped making progress" in fp.message, fp.message
+    r = ra.of(fp.model)
+    assert np.linalg.norm(ra.gradient(r, r.theta, np.asarray(target.probs))) < 1e-12  # at rounding level
+
+
 # ----------------------------------------------------------------------------- Lanczos
 
 

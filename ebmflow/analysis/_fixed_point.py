@@ -52,9 +52,17 @@ def fixed_point(
     if converged:
         message = f"converged: ||∇L|| = {norm:.3g} <= tol = {tol:.3g} after {steps} Levenberg–Marquardt steps"
     else:
-        why = optx.RESULTS[result] or "the solver stopped"
-        message = (
-            f"not converged: ||∇L|| = {norm:.3g} > tol = {tol:.3g} after {steps} steps ({why}); start closer to a "
-            "stationary point (flow longer), raise max_steps, or loosen tol"
-        )
+        message = f"not converged: ||∇L|| = {norm:.3g} > tol = {tol:.3g} after {steps} steps: " + _why(result)
     return FixedPoint(refined, norm, steps, converged, message)
+
+
+def _why(result) -> str:
+    """What stopped Levenberg–Marquardt short of ``tol``, and what to try."""
+    if result == optx.RESULTS.successful:  # its own step criterion (rtol/atol) ended it
+        return (
+            "Levenberg–Marquardt stopped making progress, so ||∇L|| goes no lower near this point (the gradient "
+            "runs along a nearly flat valley, or is at rounding level); flow longer or loosen tol"
+        )
+    if result == optx.RESULTS.nonlinear_max_steps_reached:
+        return "max_steps reached; raise max_steps or start closer to a stationary point (flow longer)"
+    return f"{optx.RESULTS[result]}; start closer to a stationary point (flow longer)"
