@@ -177,7 +177,7 @@ class EbmflowTimer:
 
     def __init__(self, model, target):
         self.model, self.target = model, target
-        self.call = lambda: ebmflow.flow(model, target, T1, rtol=RTOL, atol=ATOL)  # noqa: E731
+        self.call = lambda: ebmflow.flow(model, target, T1, rtol=RTOL, atol=ATOL)
         self.sol, self.first, _ = timed(self.call)
         self.later, self.later_cpu = [], []
 

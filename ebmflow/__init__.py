@@ -13,22 +13,6 @@ if os.environ.get("EBMFLOW_X64", "1") != "0":
     jax.config.update("jax_enable_x64", True)
 
 from . import analysis as analysis, io as io, targets as targets
-from .analysis import (
-    StabilityReport as StabilityReport,
-    classify_batch as classify_batch,
-    fixed_point as fixed_point,
-    hessian as hessian,
-    stability as stability,
-)
-from .flow import (
-    RESULTS as RESULTS,
-    FlowSolution as FlowSolution,
-    Rodas4 as Rodas4,
-    flow as flow,
-    flow_batch as flow_batch,
-    summarize as summarize,
-    train as train,
-)
 from ._effective import (
     coupling_jacobian as coupling_jacobian,
     couplings as couplings,
@@ -62,6 +46,13 @@ from ._walsh import (
     subsets_of_order as subsets_of_order,
     to_binary_basis as to_binary_basis,
 )
+from .analysis import (
+    StabilityReport as StabilityReport,
+    classify_batch as classify_batch,
+    fixed_point as fixed_point,
+    hessian as hessian,
+    stability as stability,
+)
 from .energies import (
     RBM as RBM,
     AbstractEnergy as AbstractEnergy,
@@ -69,6 +60,15 @@ from .energies import (
     Ising as Ising,
     MLPEnergy as MLPEnergy,
     WalshModel as WalshModel,
+)
+from .flow import (
+    RESULTS as RESULTS,
+    FlowSolution as FlowSolution,
+    Rodas4 as Rodas4,
+    flow as flow,
+    flow_batch as flow_batch,
+    summarize as summarize,
+    train as train,
 )
 from .io import load as load
 from .targets import Target as Target

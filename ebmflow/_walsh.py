@@ -37,7 +37,7 @@ def _butterfly(x, m):
         kron = np.ones((1, 1))
         for _ in range(k):
             kron = np.kron(kron, np.asarray(m, dtype=float))
-        y = x.reshape(x.shape[:-1] + (2 ** (n - k), 2**k))
+        y = x.reshape((*x.shape[:-1], 2 ** (n - k), 2 ** k))
         y = jnp.matmul(y, jnp.asarray(kron.T, x.dtype), precision=jax.lax.Precision.HIGHEST)  # no TF32
         return jnp.swapaxes(y, -1, -2).reshape(x.shape)
 

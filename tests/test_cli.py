@@ -435,7 +435,10 @@ def test_printed_summary(demo_run, capsys):
 
 # ----------------------------------------------------------------------------- examples and the demo
 
-@pytest.mark.parametrize("path", [pytest.param(p, id=Path(p).stem) for p in sorted(glob(str(ROOT / "examples" / "*.toml")))])
+EXAMPLES = sorted(glob(str(ROOT / "examples" / "*.toml")))
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, id=Path(p).stem) for p in EXAMPLES])
 def test_example_runs(path, tmp_path):
     """Every shipped example runs to completion (10-30 s each on 2 cores, mostly compilation)."""
     out = tmp_path / "out"
@@ -447,7 +450,7 @@ def test_example_runs(path, tmp_path):
 
 
 def test_examples_are_listed():
-    assert len(glob(str(ROOT / "examples" / "*.toml"))) >= 5
+    assert len(EXAMPLES) >= 5
 
 
 @pytest.mark.slow

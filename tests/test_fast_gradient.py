@@ -47,7 +47,10 @@ def _both_ways(model, target, chunk_sizes):
 
 @pytest.mark.parametrize("model_factory", MODELS)
 def test_kl_and_grad_equals_autodiff_of_kl(model_factory):
-    """Every registry model, 16 chunks of 4 states (test_exact covers one state per chunk, the contract tests one chunk)."""
+    """Every registry model, 16 chunks of 4 states.
+
+    test_exact covers one state per chunk, the contract tests one chunk.
+    """
     model = make(model_factory, n=N)
     p = random_probs(N, seed=6)
     [(value, grad, plain_value, plain_grad)] = _both_ways(model, ebmflow.Target.from_probs(p), (4,))
@@ -76,7 +79,7 @@ def test_kl_and_grad_matches_the_rbm_gradient_formula_at_every_chunking(hidden):
 
 
 def test_forward_mode_through_the_one_pass_gradient_gives_the_hessian():
-    """`jax.jacfwd` of the flow objective's gradient (the one-pass gradient, as the integrator uses it) is the Hessian."""
+    """`jax.jacfwd` of the flow objective's one-pass gradient, as the integrator uses it, is the Hessian."""
     model = rbm(6, 2, seed=4)
     target = ebmflow.Target.from_probs(random_probs(6, seed=5))
     theta, unflatten = ebmflow.flatten(model)
@@ -167,6 +170,9 @@ def test_default_pair_is_the_vmapped_energy():
     [(20, None, 10), (20, 1000, 9), (20, 1024, 10), (20, 1, 0), (5, None, 5), (5, 2**20, 5), (7, 3, 1), (1, 2, 1)],
 )
 def test_chunk_is_one_high_bit_state_and_all_low_bit_states(n, chunk_size, n_lo):
-    """``chunk_size`` states rounded down to a power of two, at most ``2**n``: ``n_lo`` low bits, ``2**(n - n_lo)`` chunks."""
+    """``chunk_size`` states rounded down to a power of two, at most ``2**n``.
+
+    That is ``n_lo`` low bits and ``2**(n - n_lo)`` chunks.
+    """
     plan = chunking(n, chunk_size)
     assert (plan.n_lo, plan.n_hi, plan.n_chunks, plan.chunk_states) == (n_lo, n - n_lo, 2 ** (n - n_lo), 2**n_lo)

@@ -1,8 +1,8 @@
 """Classifying the endpoints of a batch of flows."""
 
-import jax
 import numpy as np
 
+from ..energies._base import take
 from ..flow._solution import FlowSolution
 from ._stability import StabilityReport, stability
 
@@ -20,9 +20,8 @@ def classify_batch(batch: FlowSolution, target, **stability_options) -> dict:
         if not ok[i]:
             reports.append(None)
             continue
-        model = jax.tree_util.tree_map(lambda x: x[i, -1] if hasattr(x, "ndim") and x.ndim >= 2 else x, batch.models)
-        member_target = jax.tree_util.tree_map(lambda x: x[i], target) if target.probs.ndim == 2 else target
-        reports.append(stability(model, member_target, **stability_options))
+        member_target = take(target, i) if target.probs.ndim == 2 else target
+        reports.append(stability(take(batch.models, (i, -1)), member_target, **stability_options))
     kinds = ["failed" if r is None else r.kind for r in reports]
     return dict(
         reports=reports,

@@ -61,11 +61,13 @@ class StabilityReport:
         ]
         if self.method == "dense":
             lines.append(
-                f"Hessian ({self.method}): {self.n_stable} stable, {self.n_neutral} neutral, {self.n_unstable} unstable; "
+                f"Hessian ({self.method}): {self.n_stable} stable, {self.n_neutral} neutral, "
+                f"{self.n_unstable} unstable; "
                 f"λ in [{self.eigenvalues[0]:.3e}, {self.eigenvalues[-1]:.3e}]"
             )
         else:
-            lines.append(f"Hessian (Lanczos): extreme eigenvalues {self.eigenvalues[0]:.3e} ... {self.eigenvalues[-1]:.3e}")
+            lam = self.eigenvalues
+            lines.append(f"Hessian (Lanczos): extreme eigenvalues {lam[0]:.3e} ... {lam[-1]:.3e}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:

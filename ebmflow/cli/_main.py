@@ -36,8 +36,8 @@ def _print_summary(summary: dict, out: Path, figures: list[Path]) -> None:
     print(f"  learning times (Δ_k <= {summary['alpha']}): {times or 'none reached'}")
     if "batch" in summary:
         b = summary["batch"]
-        print(f"  batch: {b['ok']}/{b['members']} ok, final KL median {_nats(b['final_kl'].get('median', float('nan')))}, "
-              f"endpoints {b.get('kinds', {})}")
+        median = _nats(b["final_kl"].get("median", float("nan")))
+        print(f"  batch: {b['ok']}/{b['members']} ok, final KL median {median}, endpoints {b.get('kinds', {})}")
     print(f"  wall time {summary['wall_time_s']:.1f} s; results {out / 'results.npz'}, summary {out / 'summary.json'}")
     print("  figures: " + ", ".join(str(p) for p in figures))
 

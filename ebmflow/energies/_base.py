@@ -97,6 +97,11 @@ def flatten(model: eqx.Module):
     return flat, lambda theta: eqx.combine(unravel(theta), static)
 
 
+def take(tree, index):
+    """``tree`` with every array leaf indexed by ``index`` (a batch member, a save time, ``(i, -1)``, ...)."""
+    return jax.tree_util.tree_map(lambda x: x[index] if eqx.is_array(x) else x, tree)
+
+
 def flat_indices(model: eqx.Module) -> PyTree[Int[np.ndarray, "..."]]:
     """The model's parameters replaced by their positions in the `flatten` vector (NumPy integer arrays)."""
     leaves, treedef = jax.tree_util.tree_flatten(parameters(model))

@@ -55,7 +55,8 @@ class Ising(AbstractEnergy):
         """Fields and couplings i.i.d. ``N(0, scale²)``."""
         k1, k2 = jax.random.split(key)
         dtype = dtype or jnp.result_type(float)
-        return cls(scale * jax.random.normal(k1, (n,), dtype), scale * jax.random.normal(k2, (n * (n - 1) // 2,), dtype))
+        pairs = n * (n - 1) // 2
+        return cls(scale * jax.random.normal(k1, (n,), dtype), scale * jax.random.normal(k2, (pairs,), dtype))
 
     @property
     def matrix(self) -> Float[Array, "n n"]:
@@ -148,7 +149,7 @@ class HigherOrderIsing(AbstractEnergy):
 
 def all_parities(s: Float[Array, "*batch n"]) -> Float[Array, "*batch 2**n"]:
     """``χ_S(s)`` for every subset ``S`` in bitmask order (Kronecker products of ``(1, s_i)``)."""
-    chi = jnp.ones(s.shape[:-1] + (1,), s.dtype)
+    chi = jnp.ones((*s.shape[:-1], 1), s.dtype)
     for i in range(s.shape[-1]):
         chi = jnp.concatenate([chi, chi * s[..., i : i + 1]], axis=-1)
     return chi

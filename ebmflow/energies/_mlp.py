@@ -61,7 +61,7 @@ class MLPEnergy(AbstractEnergy):
         for k, fan_in, fan_out in zip(keys, sizes[:-1], sizes[1:]):
             layer = eqx.nn.Linear(fan_in, fan_out, key=k, dtype=dtype)
             weight = scale / fan_in**0.5 * jax.random.normal(k, (fan_out, fan_in), dtype)
-            layers.append(eqx.tree_at(lambda l: (l.weight, l.bias), layer, (weight, jnp.zeros(fan_out, dtype))))
+            layers.append(eqx.tree_at(lambda lin: (lin.weight, lin.bias), layer, (weight, jnp.zeros(fan_out, dtype))))
         return cls(layers, activation)
 
     @property

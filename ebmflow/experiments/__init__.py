@@ -1,6 +1,14 @@
 """Experiment files and runs."""
 
-from ._config import ConfigError as ConfigError, Experiment as Experiment, load_experiment as load_experiment
-from ._config import parse_experiment as parse_experiment
-from ._run import Outcome as Outcome, build_model as build_model, build_target as build_target
-from ._run import run_experiment as run_experiment
+from ._config import (
+    ConfigError as ConfigError,
+    Experiment as Experiment,
+    load_experiment as load_experiment,
+    parse_experiment as parse_experiment,
+)
+from ._run import (
+    Outcome as Outcome,
+    build_model as build_model,
+    build_target as build_target,
+    run_experiment as run_experiment,
+)

@@ -112,7 +112,9 @@ class Experiment(_Section):
         if self.model.type == "walsh" and n > 14:
             raise ValueError(f"model.type = 'walsh' has 2**n - 1 parameters; n = {n} is too large (at most 14)")
         if self.batch.scales is not None and len(self.batch.scales) != self.batch.members:
-            raise ValueError(f"batch.scales has {len(self.batch.scales)} entries; batch.members is {self.batch.members}")
+            raise ValueError(
+                f"batch.scales has {len(self.batch.scales)} entries; batch.members is {self.batch.members}"
+            )
         return self
 
 

@@ -18,6 +18,7 @@ from .._effective import flatten
 from ..analysis._fixed_point import fixed_point
 from ..analysis._stability import stability
 from ..energies import RBM, HigherOrderIsing, Ising, MLPEnergy, WalshModel
+from ..energies._base import take
 from ..flow._flow import flow_batch
 from ..flow._solution import RESULTS
 from ..flow._summary import summarize
@@ -102,8 +103,8 @@ def _integrate(config: Experiment, models, target: Target, progress: bool):
         )
     members = jax.tree_util.tree_leaves(eqx.filter(models, eqx.is_array))[0].shape[0]
     sols = [
-        train(jax.tree_util.tree_map(lambda x: x[i] if eqx.is_array(x) else x, models), target, _optimizer(d),
-              d.steps, num_saves=d.num_saves, penalty=d.penalty, time_per_step=d.learning_rate, throw=False)
+        train(take(models, i), target, _optimizer(d), d.steps, num_saves=d.num_saves, penalty=d.penalty,
+              time_per_step=d.learning_rate, throw=False)
         for i in range(members)
     ]
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *sols)
@@ -142,7 +143,8 @@ def run_experiment(config: Experiment, out: str | Path, *, progress: bool = Fals
     metadata = dict(
         name=config.name, config=config.model_dump(), versions=versions(), seeds=seeds, scales=scales,
         dtype=config.dtype, target=target.description, arrays=ARRAYS,
-        result_names=list(RESULTS._name_to_item), float32_note="float32 is a speed option" if config.dtype == "float32" else "",
+        result_names=list(RESULTS._name_to_item),
+        float32_note="float32 is a speed option" if config.dtype == "float32" else "",
     )
     path = out / "results.npz"
     bar = tqdm.tqdm(total=b.members, desc="batch", unit="member", disable=not progress or b.members == 1)
@@ -185,7 +187,7 @@ def _gather(groups, target, config):
     thetas = lambda which: np.concatenate([  # noqa: E731
         np.asarray(jax.vmap(lambda m: flatten(m)[0])(which(g))) for g in groups
     ]) if groups else np.zeros((0,))
-    last = lambda g: jax.tree_util.tree_map(lambda x: x[:, -1] if eqx.is_array(x) else x, g[1].models)  # noqa: E731
+    last = lambda g: take(g[1].models, (slice(None), -1))  # noqa: E731
     return dict(
         ts=np.asarray(sols[0].ts[0]) if sols else np.zeros(0), kl=cat(lambda s: s.kl),
         grad_norm=cat(lambda s: s.grad_norm), moment_mismatch=cat(lambda s: s.moment_mismatch),
@@ -204,9 +206,13 @@ def _write(path, metadata, groups, target, config, analyses):
     arrays = _gather(groups, target, config)
     if analyses is not None:
         arrays |= {k: v for k, v in analyses.items() if k not in ("reports", "refinements")}
-        metadata = metadata | dict(refinements=analyses["refinements"],kinds=[None if r is None else r.kind for r in analyses["reports"]],
-                                   stability=[None if r is None else r.to_dict() | {"eigenvalues": None,
-                                              "singular_values": None} for r in analyses["reports"]])
+        reports = analyses["reports"]
+        metadata = metadata | dict(
+            refinements=analyses["refinements"],
+            kinds=[None if r is None else r.kind for r in reports],
+            stability=[None if r is None else r.to_dict() | {"eigenvalues": None, "singular_values": None}
+                       for r in reports],
+        )
     save(path, metadata, arrays)
     return arrays
 
@@ -220,7 +226,7 @@ def _analyse(config, groups, target, log, progress=False):
     reports, refinements = [], []
     members = [(sol, i) for _, sol in groups for i in range(_size(sol))]
     for sol, i in tqdm.tqdm(members, desc="stability", unit="endpoint", disable=not progress):
-        member = jax.tree_util.tree_map(lambda x: x[i, -1] if eqx.is_array(x) else x, sol.models)
+        member = take(sol.models, (i, -1))
         if not bool(np.asarray(sol.ok)[i]) or flatten(member)[0].shape[0] > ANALYSIS_LIMIT:
             reports.append(None)
             refinements.append("not analysed (failed run or too many parameters)")
@@ -237,8 +243,8 @@ def _analyse(config, groups, target, log, progress=False):
         if r is not None:
             eig[i] = r.eigenvalues
     count = lambda name: np.array([-1 if r is None else getattr(r, name) for r in reports])  # noqa: E731
-    return dict(reports=reports, refinements=refinements, eigenvalues=eig, n_stable=count("n_stable"), n_neutral=count("n_neutral"),
-                n_unstable=count("n_unstable"), rank=count("rank"))
+    return dict(reports=reports, refinements=refinements, eigenvalues=eig, n_stable=count("n_stable"),
+                n_neutral=count("n_neutral"), n_unstable=count("n_unstable"), rank=count("rank"))
 
 
 def _summary(config, arrays, analyses, groups, meta) -> dict:

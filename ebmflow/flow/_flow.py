@@ -8,6 +8,7 @@ import numpy as np
 
 from .._exact import check_pair
 from .._walsh import fwht, order_norms
+from ..energies._base import take
 from ._objective import Objective
 from ._rosenbrock import Rodas4
 from ._solution import RESULTS, FlowSolution
@@ -76,7 +77,9 @@ def _solve(model, target, ts, t1, penalty, *, solver, rtol, atol, max_steps, ste
         RESULTS.where(
             sol.result == dfx.RESULTS.event_occurred,
             RESULTS.steady_state,
-            RESULTS.where(sol.result == dfx.RESULTS.max_steps_reached, RESULTS.max_steps_reached, RESULTS.solver_failed),
+            RESULTS.where(
+                sol.result == dfx.RESULTS.max_steps_reached, RESULTS.max_steps_reached, RESULTS.solver_failed
+            ),
         ),
     )
     code = RESULTS.where(finite, code, RESULTS.nonfinite)
@@ -93,7 +96,8 @@ def _solve(model, target, ts, t1, penalty, *, solver, rtol, atol, max_steps, ste
         gradient_evaluations=-1 if counts is None else 1 + counts[0] * steps + event_evaluations,
         hessian_evaluations=-1 if counts is None else counts[1] * steps,
     )
-    return _solution(objective, thetas, theta0, ts, target, penalty, jnp.where(finite, t_end, sol.ts[1][-1]), code, stats)
+    t_final = jnp.where(finite, t_end, sol.ts[1][-1])
+    return _solution(objective, thetas, theta0, ts, target, penalty, t_final, code, stats)
 
 
 def _solution(objective, thetas, theta0, ts, target, penalty, t_final, code, stats) -> FlowSolution:
@@ -196,8 +200,8 @@ def flow_batch(
     Never raises for a failed member: each has its own ``result`` (see `summarize`).
     """
     batched_target = target.probs.ndim == 2
-    first = jax.tree_util.tree_map(lambda x: x[0] if eqx.is_array(x) else x, models)
-    first_target = jax.tree_util.tree_map(lambda x: x[0], target) if batched_target else target
+    first = take(models, 0)
+    first_target = take(target, 0) if batched_target else target
     check_pair(first, first_target)
     ts, config = _config(t1, ts, num_saves, solver, rtol, atol, max_steps, steady_tol, progress, chunk_size,
                          target.probs.dtype)

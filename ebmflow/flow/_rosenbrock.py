@@ -87,7 +87,7 @@ class Rodas4(dfx.AbstractAdaptiveSolver):
         def stage(i, ks):  # one traced copy of f for all stages keeps compilation small
             return ks.at[i].set(jsl.lu_solve(lu, f(y0 + a[i] @ ks) + c[i] @ ks))
 
-        ks = jnp.zeros((6,) + y0.shape, y0.dtype).at[0].set(jsl.lu_solve(lu, f0))
+        ks = jnp.zeros((6, *y0.shape), y0.dtype).at[0].set(jsl.lu_solve(lu, f0))
         ks = jax.lax.fori_loop(1, 6, stage, ks)
         y1 = y0 + jnp.asarray(_M, y0.dtype) @ ks
         f1 = f(y1)

@@ -24,14 +24,16 @@ def summarize(batch: FlowSolution, kl_eps: float = 1e-3, alpha: float = 0.1) -> 
         reached = taus[:, k][np.isfinite(taus[:, k])]
         if reached.size:
             q10, q50, q90 = np.quantile(reached, [0.1, 0.5, 0.9])
-            times[k] = dict(median=float(q50), q10=float(q10), q90=float(q90), fraction=float(reached.size / max(ok.sum(), 1)))
+            fraction = float(reached.size / max(ok.sum(), 1))
+            times[k] = dict(median=float(q50), q10=float(q10), q90=float(q90), fraction=fraction)
     kl_ok = final_kl[ok]
     return dict(
         members=int(ok.size),
         ok=int(ok.sum()),
         results={name: count for name, count in results.items() if count},
         fraction_converged=float(np.mean(ok & (final_kl < kl_eps))),
-        final_kl=dict(min=float(kl_ok.min()), median=float(np.median(kl_ok)), max=float(kl_ok.max())) if kl_ok.size else {},
+        final_kl=(dict(min=float(kl_ok.min()), median=float(np.median(kl_ok)), max=float(kl_ok.max()))
+                  if kl_ok.size else {}),
         kl_eps=kl_eps,
         alpha=alpha,
         learning_times=times,

@@ -77,7 +77,8 @@ def plot_spectrum(results: Results, ax, member: int = 0):
     eig_rtol = (results.metadata.get("stability") or [{}])[member] or {}
     tol = (eig_rtol.get("thresholds") or {}).get("eig_rtol", 1e-9) * np.nanmax(np.abs(lam))
     idx = np.arange(lam.size)
-    groups = [(lam > tol, "C2", "o", f"stable: λ > t ({stable})"), (np.abs(lam) <= tol, "C7", "s", f"neutral: |λ| ≤ t ({neutral})"),
+    groups = [(lam > tol, "C2", "o", f"stable: λ > t ({stable})"),
+              (np.abs(lam) <= tol, "C7", "s", f"neutral: |λ| ≤ t ({neutral})"),
               (lam < -tol, "C3", "v", f"unstable: λ < -t ({unstable})")]
     for mask, color, marker, label in groups:
         ax.scatter(idx[mask], np.abs(lam[mask]), s=12, color=color, marker=marker, label=label)
@@ -112,8 +113,8 @@ def plot_batch(results: Results, axes):
     for i, d in enumerate(data, start=1):
         axes[1].scatter(np.full(d.size, i), d, color="C0", s=10, alpha=0.6, zorder=3)
         if d.size < len(taus):
-            axes[1].annotate(f"{len(taus) - d.size}/{len(taus)}\nnot reached", (i, 0.02), xycoords=("data", "axes fraction"),
-                             ha="center", fontsize=7, color="gray")
+            axes[1].annotate(f"{len(taus) - d.size}/{len(taus)}\nnot reached", (i, 0.02),
+                             xycoords=("data", "axes fraction"), ha="center", fontsize=7, color="gray")
     axes[1].set_yscale("log")
     axes[1].set_xlabel("order k")
     alpha = results.metadata.get("config", {}).get("analysis", {}).get("alpha")

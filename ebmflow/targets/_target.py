@@ -83,7 +83,9 @@ def _check_probs(p: np.ndarray) -> None:
     total = p.sum(dtype=np.float64)
     tol = 1e-6 if p.dtype.itemsize >= 8 else 1e-4  # float32 rounding over up to ~2**26 states
     if abs(total - 1) > tol:
-        raise ValueError(f"target probs must sum to 1; they sum to {total:.8g} (use Target.from_probs(p, normalize=True))")
+        raise ValueError(
+            f"target probs must sum to 1; they sum to {total:.8g} (use Target.from_probs(p, normalize=True))"
+        )
 
 
 def check_target_size(n: int, dtype) -> None:

@@ -64,7 +64,9 @@ def _ising_on_bonds(n: int, bonds, values, field: float, dtype) -> Ising:
     return Ising.from_matrix(jnp.full((n,), field, dtype), jnp.asarray(matrix, dtype))
 
 
-def ising_chain(n: int, beta: float, coupling: float = 1.0, field: float = 0.0, periodic: bool = True, dtype=None) -> Ising:
+def ising_chain(
+    n: int, beta: float, coupling: float = 1.0, field: float = 0.0, periodic: bool = True, dtype=None
+) -> Ising:
     """1D ferromagnet at inverse temperature β: ``-E = β (J Σ s_i s_{i+1} + h Σ s_i)``."""
     bonds = _grid_bonds(1, check_n(n), periodic)
     return _ising_on_bonds(n, bonds, [beta * coupling] * len(bonds), beta * field, dtype)
