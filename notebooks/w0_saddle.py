@@ -17,6 +17,9 @@
 #     λ_min = -(1 - tanh² c) · λ_max(C^D - C^indep),
 #
 # where `C^D - C^indep` holds the data's connected pair correlations with a zero diagonal.
+# This needs two or more hidden units (or `c = 0`): the unstable direction puts `y` on one
+# unit's weights and `-y` on another's. With a single unit and `c ≠ 0` the weights couple to
+# the visible fields and the true `λ_min` is less negative (`tests/test_analysis.py`).
 # `ebmflow.analysis.w0_saddle` builds the point and `w0_saddle_eigenvalue` gives the
 # prediction. Below: prediction against the computed Hessian for several `c`, then a
 # flow started next to the saddle, which escapes along the unstable directions at the
@@ -63,7 +66,7 @@ print("   c    computed λ_min        predicted             relative difference"
 for c in cs:
     lam = np.linalg.eigvalsh(np.asarray(ef.hessian(ef.analysis.w0_saddle(target, m, c), target)))
     computed.append(lam[0])
-    predicted.append(ef.analysis.w0_saddle_eigenvalue(target, c))
+    predicted.append(ef.analysis.w0_saddle_eigenvalue(target, m, c))
     print(f"  {c:3.1f}  {computed[-1]: .15f}  {predicted[-1]: .15f}  {abs(computed[-1] / predicted[-1] - 1):.1e}")
 np.testing.assert_allclose(computed, predicted, rtol=1e-12)
 
@@ -118,7 +121,7 @@ assert abs(delay / predicted_delay - 1) < 0.05
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
 c_grid = np.linspace(0, 2.5, 101)
-axes[0].plot(c_grid, [ef.analysis.w0_saddle_eigenvalue(target, c) for c in c_grid], "-", color="tab:blue",
+axes[0].plot(c_grid, [ef.analysis.w0_saddle_eigenvalue(target, m, c) for c in c_grid], "-", color="tab:blue",
              label="predicted  -(1 - tanh² c) λ_max(C^D - C^indep)")
 axes[0].plot(cs, computed, "o", ms=8, mfc="none", mew=2, color="tab:red", label="computed: lowest eigenvalue of ∇²L")
 axes[0].set_xlabel("common hidden bias c")

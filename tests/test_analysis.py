@@ -144,13 +144,30 @@ def test_w0_saddle(c):
     assert predicted < 0
     assert np.linalg.eigvalsh(ra.hessian(r, r.theta, p))[0] == pytest.approx(predicted, abs=1e-10)
     assert np.linalg.eigvalsh(np.asarray(ebmflow.hessian(model, target)))[0] == pytest.approx(predicted, abs=1e-10)
-    assert ebmflow.analysis.w0_saddle_eigenvalue(target, c) == pytest.approx(predicted, abs=1e-12)
+    assert ebmflow.analysis.w0_saddle_eigenvalue(target, 3, c) == pytest.approx(predicted, abs=1e-12)
     # a spurious point: m^θ ≠ m^D survives because G lost rank (only the fields move J at first order)
     rep = ebmflow.stability(model, target)
     assert rep.kind == "spurious" and rep.n_unstable >= 1
     assert rep.eigenvalues[0] == pytest.approx(predicted, abs=1e-10)
     assert rep.rank == ra.rank(ra.coupling_jacobian_fd(r, r.theta)) == 5 < rep.generic_rank
     assert rep.decomposition["relative_residual"] < 1e-10
+
+
+def test_w0_saddle_with_one_hidden_unit():
+    """One unit: the prediction holds at c = 0; at c != 0 the true λ_min is less negative, and it is refused."""
+    p = random_probs(5, seed=3)
+    target = ebmflow.Target.from_probs(p)
+    lowest = {}
+    for c in (0.0, 0.7):
+        r = ra.of(ebmflow.analysis.w0_saddle(target, 1, c))
+        assert np.linalg.norm(ra.gradient(r, r.theta, p)) < 1e-12
+        lowest[c] = np.linalg.eigvalsh(ra.hessian(r, r.theta, p))[0]
+    predicted = -np.linalg.eigvalsh(ra.connected_pairs(p))[-1]
+    assert ebmflow.analysis.w0_saddle_eigenvalue(target, 1, 0.0) == pytest.approx(predicted, abs=1e-12)
+    assert lowest[0.0] == pytest.approx(predicted, abs=1e-10)
+    assert (1 - np.tanh(0.7) ** 2) * predicted < lowest[0.7] - 1e-4  # the formula would be wrong here
+    with pytest.raises(ValueError, match=r"holds for n_hidden >= 2, or c = 0; got n_hidden = 1 and c = 0\.7"):
+        ebmflow.analysis.w0_saddle_eigenvalue(target, 1, 0.7)
 
 
 # ----------------------------------------------------------------------------- Hessian

@@ -31,8 +31,21 @@ def w0_saddle(target: Target, n_hidden: int, c: float = 0.0) -> RBM:
     return RBM(jnp.zeros((n_hidden, target.n), dtype), fields, jnp.full((n_hidden,), c, dtype), hidden="spin")
 
 
-def w0_saddle_eigenvalue(target: Target, c: float = 0.0) -> float:
-    """Predicted most negative Hessian eigenvalue at `w0_saddle`: ``-(1 - tanh² c) λ_max(C^D - C^indep)``."""
+def w0_saddle_eigenvalue(target: Target, n_hidden: int, c: float = 0.0) -> float:
+    """Predicted most negative Hessian eigenvalue at `w0_saddle`: ``-(1 - tanh² c) λ_max(C^D - C^indep)``.
+
+    The eigenvector is ``y`` on one unit's weights and ``-y`` on another's (``y`` the top
+    eigenvector of ``C^D - C^indep``), so the first-order terms the units share cancel. That
+    needs ``n_hidden >= 2``; with one unit it holds only at ``c = 0``, since for
+    ``tanh c != 0`` the weights couple to the visible fields (and the true value is less negative).
+    """
+    if not isinstance(n_hidden, int) or n_hidden < 1:
+        raise ValueError(f"n_hidden must be a positive int; got {n_hidden!r}")
+    if n_hidden == 1 and c != 0:
+        raise ValueError(
+            f"the W = 0 prediction holds for n_hidden >= 2, or c = 0; got n_hidden = 1 and c = {c}: compute the "
+            "spectrum with ebmflow.hessian(w0_saddle(target, 1, c), target) instead"
+        )
     return float(-(1 - np.tanh(c) ** 2) * np.linalg.eigvalsh(_pair_connected(target))[-1])
 
 
