@@ -28,12 +28,17 @@ def check_model(model: AbstractEnergy) -> None:
             )
 
 
-def check_pair(model: AbstractEnergy, target: Target) -> None:
+def check_pair(model: AbstractEnergy, target: Target) -> Target:
+    """Check a model and a target together; returns the target in the model's dtype.
+
+    Flows and analyses run in the model's dtype (float32 is a speed option), whatever the target's.
+    """
     check_model(model)
     if not isinstance(target, Target):
         raise TypeError(f"expected an ebmflow.Target; got {type(target).__name__}")
     if target.n != model.n:
         raise ValueError(f"model has n={model.n} spins but the target has n={target.n}")
+    return target.astype(model_dtype(model))
 
 
 def _plan(model: AbstractEnergy, chunk_size: int | None, full_vectors: int, what: str) -> Chunking:

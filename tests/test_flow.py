@@ -517,3 +517,22 @@ def test_low_orders_are_learned_first_theory_toy():
     """
     taus = hierarchy(8, 64, 100.0, alpha=0.1)
     assert taus[1] <= taus[2] < min(taus[3], taus[4]), taus
+
+
+def test_flow_and_analyses_run_in_the_model_dtype():
+    """A float32 model with a float64 target (the usual case: teachers are float64) gives float32 work."""
+    target = ebmflow.Target.from_probs(random_probs(4, seed=2))
+    model = rbm(4, 2, seed=3, scale=0.1)
+    model32 = jax.tree_util.tree_map(lambda x: x.astype(np.float32) if eqx.is_inexact_array(x) else x, model)
+    sol32 = ebmflow.flow(model32, target, 10.0, num_saves=5, rtol=1e-5, atol=1e-7)
+    sol64 = ebmflow.flow(model, target, 10.0, num_saves=5, rtol=1e-5, atol=1e-7)
+    assert {sol32.models.weights.dtype, sol32.kl.dtype, sol32.ts.dtype} == {np.dtype(np.float32)}
+    np.testing.assert_allclose(sol32.kl, sol64.kl, atol=1e-5)  # float32 rounding of a KL of order 0.1
+    batch = ebmflow.flow_batch(jax.tree_util.tree_map(lambda x: jnp.stack([x, x]), model32), target, 1.0, num_saves=3)
+    assert batch.models.weights.dtype == np.float32
+    trained = ebmflow.train(model32, target, optax.sgd(0.1), 5)
+    assert trained.models.weights.dtype == np.float32
+    assert ebmflow.hessian(model32, target).dtype == np.float32
+    # refinement needs float64: it comes back in float64 and converges where float32 could not
+    point = ebmflow.fixed_point(model32, ebmflow.Target.from_model(model), tol=1e-10)
+    assert point.converged and point.model.weights.dtype == np.float64, point.message

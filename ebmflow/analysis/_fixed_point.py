@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import optimistix as optx
 
 from .._exact import check_pair
+from ..energies._base import cast_parameters
 from ..flow._objective import Objective
 
 
@@ -42,11 +43,12 @@ def fixed_point(
     Levenberg–Marquardt (optimistix) on the residual ``∇L(θ) = 0``: its damping
     keeps the steps finite where the Hessian is singular, as at every
     over-parametrised fixed point. Start near a stationary point (e.g. the end of
-    a flow); failure comes back as ``converged=False`` with a message.
+    a flow); failure comes back as ``converged=False`` with a message. It runs in float64,
+    and a float32 model comes back as float64: float32 rounding alone leaves ``||∇L|| ~ 1e-7``.
     """
     check_pair(model, target)
-    dtype = target.probs.dtype
-    refined, norm, steps, result = _refine(model, target.probs, jnp.asarray(penalty, dtype), rtol, atol, max_steps)
+    model, probs = cast_parameters(model, jnp.float64), target.probs.astype(jnp.float64)
+    refined, norm, steps, result = _refine(model, probs, jnp.asarray(penalty, jnp.float64), rtol, atol, max_steps)
     norm, steps = float(norm), int(steps)
     converged = norm <= tol
     if converged:

@@ -21,7 +21,7 @@ def hessian(model, target, penalty: float = 0.0) -> jax.Array:
 
     Exact: ``Cov_θ(∇_θ(-E)) + Σ_s (p_θ(s) - p_D(s)) ∇²_θ(-E(s)) + penalty·I`` in one pass over the states.
     """
-    check_pair(model, target)
+    target = check_pair(model, target)
     return _dense(model, target.probs, jnp.asarray(penalty, target.probs.dtype))
 
 
@@ -38,7 +38,7 @@ def extreme_eigenvalues(model, target, penalty: float = 0.0, k: int = 6, tol: fl
     Lanczos iterations (scipy's ARPACK ``eigsh``) on Hessian-vector products
     (forward-over-reverse), so memory stays O(P). Returns ``(smallest, largest)``, ascending.
     """
-    check_pair(model, target)
+    target = check_pair(model, target)
     size = Objective(model).theta0.shape[0]
     dtype = target.probs.dtype
     pen = jnp.asarray(penalty, dtype)

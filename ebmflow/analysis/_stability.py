@@ -132,7 +132,7 @@ def stability(
     eigen-decomposition); beyond, its extreme eigenvalues come from Lanczos on
     Hessian-vector products. ``key`` seeds the random point of the generic rank.
     """
-    check_pair(model, target)
+    target = check_pair(model, target)
     key = jax.random.key(0) if key is None else key
     objective = Objective(model)
     theta, dtype = objective.theta0, target.probs.dtype

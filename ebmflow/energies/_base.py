@@ -90,6 +90,11 @@ def model_dtype(model: eqx.Module):
     return jnp.result_type(*leaves) if leaves else jnp.result_type(float)
 
 
+def cast_parameters(model: eqx.Module, dtype) -> eqx.Module:
+    """The model with its parameters (inexact arrays) cast to ``dtype``."""
+    return jax.tree_util.tree_map(lambda x: x.astype(dtype) if eqx.is_inexact_array(x) else x, model)
+
+
 def flatten(model: eqx.Module):
     """``(θ, unflatten)``: the parameters as one vector ``(P,)`` and the map back to a model."""
     params, static = eqx.partition(model, eqx.is_inexact_array)

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._exact import check_pair
 from .._walsh import fwht, order_norms
-from ..energies._base import take
+from ..energies._base import model_dtype, take
 from ._objective import Objective
 from ._rosenbrock import Rodas4
 from ._solution import RESULTS, FlowSolution
@@ -178,9 +178,10 @@ def flow(
     - `throw`: raise on failure; with ``throw=False`` the result code says what happened.
 
     **Returns:** a `FlowSolution` with the trajectory, KL, gradient norm, per-order
-    observables (THEORY §6) and solver statistics.
+    observables (THEORY §6) and solver statistics. Everything runs in the model's dtype
+    (a float32 model makes a float32 flow; the target is cast to it).
     """
-    check_pair(model, target)
+    target = check_pair(model, target)
     ts, config = _config(t1, ts, num_saves, solver, rtol, atol, max_steps, steady_tol, progress, chunk_size,
                          target.probs.dtype)
     sol = _solve_jit(model, target, ts, jnp.asarray(t1, ts.dtype), jnp.asarray(penalty, ts.dtype), **config)
@@ -203,6 +204,7 @@ def flow_batch(
     first = take(models, 0)
     first_target = take(target, 0) if batched_target else target
     check_pair(first, first_target)
+    target = target.astype(model_dtype(first))
     ts, config = _config(t1, ts, num_saves, solver, rtol, atol, max_steps, steady_tol, progress, chunk_size,
                          target.probs.dtype)
     return _solve_batch(models, target, ts, jnp.asarray(t1, ts.dtype), jnp.asarray(penalty, ts.dtype),

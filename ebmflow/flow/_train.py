@@ -56,7 +56,7 @@ def train(
     learning rate η, pass ``time_per_step=η`` to compare with `flow` (SGD is the
     explicit Euler scheme of the flow). Observables are those of `flow`.
     """
-    check_pair(model, target)
+    target = check_pair(model, target)
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a positive int; got {steps!r}")
     at = save_steps(steps, num_saves) if save_at is None else np.asarray(save_at)

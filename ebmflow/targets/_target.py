@@ -60,6 +60,12 @@ class Target(eqx.Module):
 
         return cls(jnp.exp(log_probs(model)), f"model {type(model).__name__}")
 
+    def astype(self, dtype) -> "Target":
+        """The same target with ``probs`` in ``dtype`` (itself if they already are)."""
+        if self.probs.dtype == dtype:
+            return self
+        return eqx.tree_at(lambda t: t.probs, self, self.probs.astype(dtype))
+
     @property
     def log_probs(self) -> Float[Array, " 2**n"]:
         return jnp.log(self.probs)
