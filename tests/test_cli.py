@@ -22,7 +22,7 @@ import reference as ref
 
 import ebmflow
 from ebmflow.cli import _main as _cli, main
-from ebmflow.experiments import _run, build_model, load_experiment
+from ebmflow.experiments import _run, build_model, load_experiment, parse_experiment
 from ebmflow.io import load, save
 from ebmflow.io._results import FORMAT, write_json
 
@@ -302,6 +302,14 @@ BAD_SAMPLES = {  # name: (samples file name, its content or None for no file, wh
     "non-binary": ("samples.csv", "0,1,0,1,0\n1,1,2,0,0\n", r"samples must be binary.*row 1, column 2 holds 2"),
     "wrong width": ("samples.csv", "0,1,0,1\n1,1,0,0\n", r"have n = 4 columns but model\.n = 5"),
 }
+
+
+def test_a_small_model_does_not_trip_over_unused_defaults():
+    """``target.stds`` (orders 1-3 by default) matters only to random_ising: n = 2 works for other targets."""
+    config = parse_experiment({"model": {"n": 2}, "target": {"type": "ising_chain"}})
+    assert config.model.n == 2 and config.target.type == "ising_chain"
+    with pytest.raises(ValueError, match=r"target\.stds orders must be at most model\.n = 2"):
+        parse_experiment({"model": {"n": 2}, "target": {"type": "random_ising"}})
 
 
 def _assert_clean_failure(code, capsys, pattern, out: Path):
