@@ -1,11 +1,13 @@
 """The effective model: Walsh couplings of an energy, and their Jacobian (THEORY §2–3)."""
 
 import jax
+import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ._exact import check_model, neg_energies
+from ._memory import check_fits
 from ._walsh import fwht
-from .energies._base import AbstractEnergy, flatten
+from .energies._base import AbstractEnergy, flatten, model_dtype
 from .targets._target import Target
 
 
@@ -29,11 +31,16 @@ def coupling_jacobian(model: AbstractEnergy) -> Float[Array, "2**n-1 P"]:
     """
     check_model(model)
     theta, unflatten = flatten(model)
+    # the per-state derivatives, their transform and its transpose: three (2**n, P) arrays
+    check_fits(f"the coupling Jacobian G ({2**model.n} × {theta.shape[0]})", 3 * 2**model.n * theta.nbytes)
     per_state = jax.jacfwd(lambda t: neg_energies(unflatten(t)))(theta)  # (2**n, P)
     return (fwht(per_state.T) / per_state.shape[0]).T[1:]
 
 
 def tangent_kernel(model: AbstractEnergy) -> Float[Array, "2**n-1 2**n-1"]:
     """``K = G Gᵀ``: the kernel of the induced coupling flow ``dJ/dt = -K (m^θ - m^D)``."""
+    check_model(model)
+    check_fits(f"the tangent kernel K ({2**model.n - 1} × {2**model.n - 1})",
+               4**model.n * jnp.dtype(model_dtype(model)).itemsize)
     g = coupling_jacobian(model)
     return g @ g.T

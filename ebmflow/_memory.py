@@ -13,13 +13,18 @@ class MemoryBudgetError(ValueError):
 
 
 def parse_bytes(size: int | str) -> int:
-    """`8GiB`, `500MB`, `1e9` or an int -> bytes."""
+    """`8GiB`, `500MB`, `1e9` or a positive int -> bytes."""
+    accepted = "use a positive size such as 8GiB, 500MB or a number of bytes"
     if isinstance(size, int):
-        return size
-    match = re.fullmatch(r"\s*([0-9.eE+]+)\s*([KMGT]?I?B?)\s*", str(size).upper())
-    if match is None:
-        raise ValueError(f"cannot read memory size {size!r}; use e.g. 8GiB, 500MB or a number of bytes")
-    return int(float(match.group(1)) * _UNITS[match.group(2)])
+        number = size
+    else:
+        match = re.fullmatch(r"\s*([0-9.]+(?:E[+-]?[0-9]+)?)\s*((?:[KMGT]I?)?B)?\s*", str(size).upper())
+        if match is None:
+            raise ValueError(f"cannot read memory size {size!r}; {accepted}")
+        number = int(float(match.group(1)) * _UNITS[match.group(2) or ""])
+    if number <= 0:
+        raise ValueError(f"memory size must be positive; got {size!r}: {accepted}")
+    return number
 
 
 def _physical_memory() -> int:

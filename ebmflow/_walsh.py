@@ -82,9 +82,14 @@ def from_binary_basis(coefficients: Float[Array, "... 2**n"], spin_map: str = "2
 
 
 def orders(n: int) -> np.ndarray:
-    """``popcount(S)`` for every subset ``S < 2**n``: shape ``(2**n,)``, NumPy (static)."""
-    s = np.arange(2**n, dtype=np.int64)
-    return ((s[:, None] >> np.arange(n)) & 1).sum(1)
+    """``popcount(S)`` for every subset ``S < 2**n``: shape ``(2**n,)``, NumPy ``uint8`` (static).
+
+    Built by doubling (the subsets with top bit ``i`` have one more element), in O(2**n) memory.
+    """
+    counts = np.zeros(2**n, np.uint8)
+    for i in range(n):
+        counts[2**i : 2 ** (i + 1)] = counts[: 2**i] + 1
+    return counts
 
 
 def subsets_of_order(n: int, k: int) -> np.ndarray:

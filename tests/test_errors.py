@@ -259,8 +259,25 @@ def test_memory_sizes():
     assert parse_bytes("8GiB") == 8 * 2**30
     assert parse_bytes("500 MB") == 500 * 10**6
     assert parse_bytes("2kib") == 2048
-    with pytest.raises(ValueError, match=r"cannot read memory size 'lots'; use e\.g\. 8GiB, 500MB"):
-        ebmflow.set_memory_budget("lots")
+    assert parse_bytes("3 B") == 3
+    for bad in ("lots", "8GI", "-1", "1e"):
+        with pytest.raises(ValueError, match=rf"cannot read memory size '{bad}'; use a positive size such as 8GiB"):
+            ebmflow.set_memory_budget(bad)
+    for bad in (0, -1, "0"):
+        with pytest.raises(ValueError, match=rf"memory size must be positive; got {bad!r}: use a positive size"):
+            ebmflow.set_memory_budget(bad)
+
+
+def test_dense_objects_are_refused_beyond_the_budget(budget):
+    """G (2**n × P), K (2**n × 2**n) and a WalshModel's 2**n - 1 couplings are dense: checked before building."""
+    model = ebmflow.Ising(np.zeros(8), np.zeros(28))
+    budget("16KiB")
+    with pytest.raises(ebmflow.MemoryBudgetError, match=r"coupling Jacobian G \(256 × 36\) needs an estimated 216 KiB"):
+        ebmflow.coupling_jacobian(model)
+    with pytest.raises(ebmflow.MemoryBudgetError, match=r"tangent kernel K \(255 × 255\) needs an estimated 512 KiB"):
+        ebmflow.tangent_kernel(model)
+    with pytest.raises(ebmflow.MemoryBudgetError, match=r"WalshModel couplings for n=12 \(2\*\*n - 1 parameters\)"):
+        ebmflow.WalshModel.init(jax.random.key(0), 12)
 
 
 # ----------------------------------------------------------------------------- Walsh and teachers

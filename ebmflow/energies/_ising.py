@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from .._memory import check_fits
 from .._space import check_n
 from ._base import AbstractEnergy
 
@@ -176,7 +177,9 @@ class WalshModel(AbstractEnergy):
     @classmethod
     def init(cls, key, n: int, scale: float = 0.01, dtype=None) -> "WalshModel":
         """Couplings i.i.d. ``N(0, scale²)``."""
-        return cls(scale * jax.random.normal(key, (2**n - 1,), dtype or jnp.result_type(float)))
+        dtype = dtype or jnp.result_type(float)
+        check_fits(f"WalshModel couplings for n={check_n(n)} (2**n - 1 parameters)", 2**n * jnp.dtype(dtype).itemsize)
+        return cls(scale * jax.random.normal(key, (2**n - 1,), dtype))
 
     @property
     def width(self) -> int:
