@@ -419,3 +419,6 @@ def test_bad_input():
             call(nan_model, _target(5, seed=1))
     with pytest.raises(ValueError, match=r"copies must be a positive int; got 1\.5"):
         ebmflow.analysis.duplicate_units(model, 1.5)
+    for name in ("eig_rtol", "rank_rtol", "grad_tol", "kl_tol"):
+        with pytest.raises(ValueError, match=rf"{name} must be positive; got -1"):
+            ebmflow.stability(model, _target(5, seed=1), **{name: -1})

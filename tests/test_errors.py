@@ -132,6 +132,8 @@ def test_higher_order_ising_shapes():
         ebmflow.HigherOrderIsing(4, [0, 3, 16], np.zeros(3))
     with pytest.raises(ValueError, match="subsets must not repeat"):
         ebmflow.HigherOrderIsing(4, [3, 3], np.zeros(2))
+    with pytest.raises(ValueError, match=r"HigherOrderIsing needs at least one subset \(max_order >= 1\); got none"):
+        ebmflow.HigherOrderIsing.init(KEY, 4, max_order=0)
 
 
 def test_rbm_shapes():
@@ -144,6 +146,24 @@ def test_rbm_shapes():
         ebmflow.RBM(np.zeros((2, 4)), np.zeros(4), np.zeros(3))
     with pytest.raises(ValueError, match="hidden must be 'spin' or 'bernoulli'; got 'gaussian'"):
         ebmflow.RBM(np.zeros((2, 4)), np.zeros(4), np.zeros(2), hidden="gaussian")
+    with pytest.raises(ValueError, match=r"an RBM needs at least one hidden unit; got weights of shape \(0, 4\)"):
+        ebmflow.RBM(np.zeros((0, 4)), np.zeros(4), np.zeros(0))
+    for bad in (-1, 0, 2.5, True):
+        with pytest.raises(ValueError, match=rf"n_hidden must be a positive int; got {bad!r}"):
+            ebmflow.RBM.init(KEY, 4, bad)
+
+
+def test_integer_arrays_become_float_parameters():
+    """Integer arrays would not be inexact, so not parameters: the built-in models make them floats."""
+    models = (
+        ebmflow.RBM(np.ones((2, 3), int), np.zeros(3, int), np.zeros(2, int)),
+        ebmflow.Ising(np.zeros(3, int), np.ones(3, int)),
+        ebmflow.HigherOrderIsing(3, [1, 6], np.array([1, 2])),
+        ebmflow.WalshModel(np.arange(7)),
+    )
+    for model, size in zip(models, (11, 6, 2, 7)):
+        theta, _ = ebmflow.flatten(model)
+        assert theta.shape == (size,) and theta.dtype == jnp.result_type(float), type(model).__name__
 
 
 def test_walsh_model_shapes():
@@ -164,6 +184,8 @@ def test_mlp_shapes():
         ebmflow.MLPEnergy([linear(4, 3), linear(3, 2)])
     with pytest.raises(ValueError, match=r"at least one layer"):
         ebmflow.MLPEnergy([])
+    with pytest.raises(ValueError, match=r"widths entry must be a positive int; got 0"):
+        ebmflow.MLPEnergy.init(KEY, 4, widths=(3, 0))
 
 
 # ----------------------------------------------------------------------------- parameters, pairs, sizes

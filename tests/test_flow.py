@@ -432,7 +432,10 @@ def test_nonfinite_initial_parameters_are_refused():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(t1=0.0), "t1 must be a positive finite time; got 0.0"),
+        (dict(t1=0.0), r"t1 must be a positive finite time \(a number\); got 0.0"),
+        (dict(t1="1"), r"t1 must be a positive finite time \(a number\); got '1'"),
+        (dict(t1=[1.0, 2.0]), "t1 must be a positive finite time"),
+        (dict(num_saves=0), "num_saves must be a positive int; got 0"),
         (dict(t1=-1.0), "t1 must be a positive finite time"),
         (dict(t1=np.inf), "t1 must be a positive finite time"),
         (dict(t1=np.nan), "t1 must be a positive finite time"),
@@ -456,6 +459,13 @@ def test_bad_arguments(kwargs, match):
     models = jax.tree_util.tree_map(lambda x: jnp.stack([x, x]), model)
     with pytest.raises(ValueError, match=match):
         ebmflow.flow_batch(models, target, **kwargs)
+
+
+def test_flow_batch_needs_a_batch_axis():
+    model, target = rbm(4, 3, seed=0), rbm_target()
+    with pytest.raises(ValueError, match=r"flow_batch needs models with one leading batch axis on every parameter.*"
+                                         r"got leading sizes \[3, 4\] \(for a single model, use ebmflow\.flow\)"):
+        ebmflow.flow_batch(model, target, 1.0)
 
 
 def test_mismatched_target_is_refused():

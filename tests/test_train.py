@@ -88,6 +88,7 @@ def test_default_save_steps():
         (dict(steps=10, save_at=[0, 5, 5]), "save_at must be increasing step numbers"),
         (dict(steps=10, save_at=[-1, 5]), "save_at must be increasing step numbers"),
         (dict(steps=10, save_at=[]), "save_at must be increasing step numbers"),
+        (dict(steps=10, num_saves=0), "num_saves must be a positive int; got 0"),
     ],
 )
 def test_bad_arguments(problem, kwargs, match):

@@ -3,6 +3,7 @@
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import positive_int
 from .._exact import moments
 from ..energies._rbm import RBM
 from ..targets._target import Target
@@ -39,8 +40,7 @@ def w0_saddle_eigenvalue(target: Target, n_hidden: int, c: float = 0.0) -> float
     needs ``n_hidden >= 2``; with one unit it holds only at ``c = 0``, since for
     ``tanh c != 0`` the weights couple to the visible fields (and the true value is less negative).
     """
-    if not isinstance(n_hidden, int) or n_hidden < 1:
-        raise ValueError(f"n_hidden must be a positive int; got {n_hidden!r}")
+    positive_int("n_hidden", n_hidden)
     if n_hidden == 1 and c != 0:
         raise ValueError(
             f"the W = 0 prediction holds for n_hidden >= 2, or c = 0; got n_hidden = 1 and c = {c}: compute the "
@@ -56,8 +56,7 @@ def duplicate_units(rbm: RBM, copies: int = 2) -> RBM:
     it stays in a subspace where ``G`` is rank-deficient and typically ends at a
     spurious point (THEORY §4).
     """
-    if not isinstance(copies, int) or copies < 1:
-        raise ValueError(f"copies must be a positive int; got {copies!r}")
+    copies = positive_int("copies", copies)
     return RBM(
         jnp.repeat(rbm.weights, copies, axis=0), rbm.visible_bias, jnp.repeat(rbm.hidden_bias, copies), rbm.hidden
     )

@@ -133,6 +133,9 @@ def stability(
     Hessian-vector products. ``key`` seeds the random point of the generic rank.
     """
     target = check_pair(model, target)
+    for name, value in dict(eig_rtol=eig_rtol, rank_rtol=rank_rtol, grad_tol=grad_tol, kl_tol=kl_tol).items():
+        if not value > 0:
+            raise ValueError(f"{name} must be positive; got {value!r}")
     key = jax.random.key(0) if key is None else key
     objective = Objective(model)
     theta, dtype = objective.theta0, target.probs.dtype

@@ -79,6 +79,12 @@ class AbstractEnergy(eqx.Module):
         return self.n
 
 
+def as_parameter(x) -> Array:
+    """``jnp.asarray(x)``, with integer or boolean arrays made the default float: only inexact arrays train."""
+    x = jnp.asarray(x)
+    return x if jnp.issubdtype(x.dtype, jnp.inexact) else x.astype(jnp.result_type(float))
+
+
 def parameters(model: eqx.Module):
     """The trainable leaves of a model: its inexact arrays."""
     return eqx.filter(model, eqx.is_inexact_array)

@@ -12,7 +12,7 @@ from jaxtyping import Array, Float
 
 from .._memory import check_fits
 from .._space import check_n
-from ._base import AbstractEnergy
+from ._base import AbstractEnergy, as_parameter
 
 
 def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -33,7 +33,7 @@ class Ising(AbstractEnergy):
     couplings: Float[Array, " pairs"]
 
     def __init__(self, fields, couplings):
-        fields, couplings = jnp.asarray(fields), jnp.asarray(couplings)
+        fields, couplings = as_parameter(fields), as_parameter(couplings)
         n = fields.shape[0] if fields.ndim == 1 else 0
         if fields.ndim != 1 or couplings.shape != (n * (n - 1) // 2,):
             raise ValueError(
@@ -106,7 +106,9 @@ class HigherOrderIsing(AbstractEnergy):
     def __init__(self, n: int, subsets, couplings):
         self.n = check_n(n)
         self.subsets = tuple(int(x) for x in subsets)
-        self.couplings = jnp.asarray(couplings)
+        self.couplings = as_parameter(couplings)
+        if not self.subsets:
+            raise ValueError("HigherOrderIsing needs at least one subset (max_order >= 1); got none")
         bad = [x for x in self.subsets if not 0 < x < 2**n]
         if bad:
             raise ValueError(f"subsets must be nonzero bitmasks below 2**n = {2**n}; got {bad[:5]}")
@@ -168,7 +170,7 @@ class WalshModel(AbstractEnergy):
     couplings: Float[Array, " 2**n-1"]
 
     def __init__(self, couplings):
-        self.couplings = jnp.asarray(couplings)
+        self.couplings = as_parameter(couplings)
         size = self.couplings.shape[0] + 1 if self.couplings.ndim == 1 else 0
         if size < 2 or size & (size - 1):
             raise ValueError(f"WalshModel needs 2**n - 1 couplings for some n >= 1; got shape {self.couplings.shape}")

@@ -6,6 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._checks import positive_int
 from .._space import check_n
 from ._base import AbstractEnergy
 
@@ -55,7 +56,7 @@ class MLPEnergy(AbstractEnergy):
     ) -> "MLPEnergy":
         """Weights i.i.d. ``N(0, scale²/fan_in)``, biases zero."""
         dtype = dtype or jnp.result_type(float)
-        sizes = [check_n(n), *widths, 1]
+        sizes = [check_n(n), *(positive_int("widths entry", w) for w in widths), 1]
         keys = jax.random.split(key, len(sizes) - 1)
         layers = []
         for k, fan_in, fan_out in zip(keys, sizes[:-1], sizes[1:]):

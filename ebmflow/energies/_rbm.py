@@ -8,9 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from .._checks import positive_int
 from .._numerics import log_2cosh, softplus
 from .._space import check_n
-from ._base import AbstractEnergy, flat_indices
+from ._base import AbstractEnergy, as_parameter, flat_indices
 
 _HIDDEN = {"spin": log_2cosh, "bernoulli": softplus}
 # Second derivatives f'' of the hidden units' free energies: 1 - tanh² and σ(x) σ(-x).
@@ -36,9 +37,9 @@ class RBM(AbstractEnergy):
     hidden_bias: Float[Array, " m"]
 
     def __init__(self, weights, visible_bias, hidden_bias, hidden: Literal["spin", "bernoulli"] = "spin"):
-        self.weights = jnp.asarray(weights)
-        self.visible_bias = jnp.asarray(visible_bias)
-        self.hidden_bias = jnp.asarray(hidden_bias)
+        self.weights = as_parameter(weights)
+        self.visible_bias = as_parameter(visible_bias)
+        self.hidden_bias = as_parameter(hidden_bias)
         if hidden not in _HIDDEN:
             raise ValueError(f"hidden must be 'spin' or 'bernoulli'; got {hidden!r}")
         self.hidden = hidden
@@ -46,6 +47,8 @@ class RBM(AbstractEnergy):
             raise ValueError(f"weights must have shape (n_hidden, n); got {self.weights.shape}")
         self.n_hidden, n = self.weights.shape
         self.n = check_n(n)
+        if self.n_hidden < 1:
+            raise ValueError(f"an RBM needs at least one hidden unit; got weights of shape {self.weights.shape}")
         if self.visible_bias.shape != (n,) or self.hidden_bias.shape != (self.n_hidden,):
             raise ValueError(
                 f"with weights of shape {self.weights.shape}, visible_bias must have shape ({n},) and "
@@ -58,6 +61,7 @@ class RBM(AbstractEnergy):
         bias_scale: float = 0.0, dtype=None,
     ) -> "RBM":
         """Weights i.i.d. ``N(0, scale²)``, biases i.i.d. ``N(0, bias_scale²)`` (zero by default)."""
+        n, n_hidden = check_n(n), positive_int("n_hidden", n_hidden)
         kw, ka, kb = jax.random.split(key, 3)
         dtype = dtype or jnp.result_type(float)
         return cls(

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import positive_int
 from .._exact import check_pair
 from .._walsh import fwht, order_norms
 from ..energies._base import model_dtype, take
@@ -130,9 +131,9 @@ def _solve_batch(models, target, ts, t1, penalty, target_axis, **config):
 
 
 def _config(t1, ts, num_saves, solver, rtol, atol, max_steps, steady_tol, progress, chunk_size, dtype):
-    if not (np.isfinite(t1) and t1 > 0):
-        raise ValueError(f"t1 must be a positive finite time; got {t1!r}")
-    ts = save_times(t1, num_saves) if ts is None else np.asarray(ts, dtype=float)
+    if isinstance(t1, (str, bytes)) or np.ndim(t1) != 0 or not (np.isfinite(t1) and t1 > 0):
+        raise ValueError(f"t1 must be a positive finite time (a number); got {t1!r}")
+    ts = save_times(t1, positive_int("num_saves", num_saves)) if ts is None else np.asarray(ts, dtype=float)
     if ts.ndim != 1 or ts.size == 0 or np.any(np.diff(ts) <= 0) or ts[0] < 0 or ts[-1] > t1:
         raise ValueError(f"ts must be increasing save times in [0, t1={t1}]; got {ts}")
     if not (rtol > 0 and atol > 0):
@@ -200,6 +201,13 @@ def flow_batch(
     `target` is one `Target`, or a batch of targets (``probs`` of shape ``(batch, 2**n)``).
     Never raises for a failed member: each has its own ``result`` (see `summarize`).
     """
+    sizes = {x.shape[0] if x.ndim else 0 for x in jax.tree_util.tree_leaves(eqx.filter(models, eqx.is_array))}
+    if len(sizes) != 1 or 0 in sizes:
+        raise ValueError(
+            "flow_batch needs models with one leading batch axis on every parameter, e.g. "
+            f"eqx.filter_vmap(lambda k: RBM.init(k, 8, 16))(keys); got leading sizes {sorted(sizes)} "
+            "(for a single model, use ebmflow.flow)"
+        )
     batched_target = target.probs.ndim == 2
     first = take(models, 0)
     first_target = take(target, 0) if batched_target else target

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .._checks import positive_int
 from .._exact import check_pair
 from ._flow import _solution
 from ._objective import Objective
@@ -57,9 +58,8 @@ def train(
     explicit Euler scheme of the flow). Observables are those of `flow`.
     """
     target = check_pair(model, target)
-    if not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be a positive int; got {steps!r}")
-    at = save_steps(steps, num_saves) if save_at is None else np.asarray(save_at)
+    steps = positive_int("steps", steps)
+    at = save_steps(steps, positive_int("num_saves", num_saves)) if save_at is None else np.asarray(save_at)
     if at.ndim != 1 or at.size == 0 or np.any(np.diff(at) <= 0) or at[0] < 0 or at[-1] > steps:
         raise ValueError(f"save_at must be increasing step numbers in [0, steps={steps}]; got {at}")
     dtype = target.probs.dtype
