@@ -20,6 +20,7 @@ from models import random_probs, rbm
 
 import ebmflow
 from ebmflow.flow import save_times
+from ebmflow.flow._objective import Objective
 
 N = 4
 TIGHT = dict(rtol=1e-8, atol=1e-10)
@@ -546,3 +547,20 @@ def test_flow_and_analyses_run_in_the_model_dtype():
     # refinement needs float64: it comes back in float64 and converges where float32 could not
     point = ebmflow.fixed_point(model32, ebmflow.Target.from_model(model), tol=1e-10)
     assert point.converged and point.model.weights.dtype == np.float64, point.message
+
+
+@pytest.mark.parametrize("steady_tol", [None, 1e-3])
+def test_gradient_evaluations_are_counted(monkeypatch, steady_tol):
+    """The reported count against a counter run inside the compiled gradient (n = 3: a fresh trace)."""
+    calls = []
+    original = Objective._gradient
+
+    def counted(self, theta, probs, penalty):
+        jax.debug.callback(lambda: calls.append(1))
+        return original(self, theta, probs, penalty)
+
+    monkeypatch.setattr(Objective, "_gradient", counted)
+    target = ebmflow.Target.from_probs(random_probs(3, seed=4))
+    sol = ebmflow.flow(rbm(3, 2, seed=5, scale=0.1), target, 50.0, num_saves=4, steady_tol=steady_tol, throw=False)
+    observed = sol.ts.size + 1  # the observables' ||∇L|| at t = 0 and at every save time
+    assert len(calls) == int(sol.stats["gradient_evaluations"]) + observed

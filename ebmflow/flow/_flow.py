@@ -89,7 +89,7 @@ def _solve(model, target, ts, t1, penalty, *, solver, rtol, atol, max_steps, ste
     thetas = jnp.where((ts <= t_end)[:, None] & jnp.isfinite(sol.ys[0]), sol.ys[0], fill)
     counts = _evaluation_counts(solver)
     steps = sol.stats["num_steps"]
-    event_evaluations = 0 if steady_tol is None else sol.stats["num_accepted_steps"]
+    event_evaluations = 0 if steady_tol is None else steps + 1  # diffrax checks the event at t0 and every step
     stats = dict(
         num_steps=steps,
         num_accepted_steps=sol.stats["num_accepted_steps"],
@@ -97,8 +97,7 @@ def _solve(model, target, ts, t1, penalty, *, solver, rtol, atol, max_steps, ste
         gradient_evaluations=-1 if counts is None else 1 + counts[0] * steps + event_evaluations,
         hessian_evaluations=-1 if counts is None else counts[1] * steps,
     )
-    t_final = jnp.where(finite, t_end, sol.ts[1][-1])
-    return _solution(objective, thetas, theta0, ts, target, penalty, t_final, code, stats)
+    return _solution(objective, thetas, theta0, ts, target, penalty, t_end, code, stats)
 
 
 def _solution(objective, thetas, theta0, ts, target, penalty, t_final, code, stats) -> FlowSolution:
@@ -172,7 +171,7 @@ def flow(
     - `t1`: final time. `ts`: save times in ``[0, t1]`` (default: `save_times(t1, num_saves)`,
       0 and log-spaced times up to `t1`); steps land on them exactly.
     - `solver`: a diffrax solver (default `Rodas4`, a Rosenbrock method with the exact
-      Hessian; see `ebmflow.flow.Rodas4` for why). `rtol`, `atol`: error control.
+      Hessian; see `ebmflow.Rodas4` for why). `rtol`, `atol`: error control.
     - `penalty`: L2 penalty strength. `max_steps`: solver step budget.
     - `steady_tol`: stop once ``||∇L|| <= steady_tol`` (a diffrax event; later save
       times repeat the final state). `progress`: a tqdm progress bar.
