@@ -1,21 +1,12 @@
 """Stable elementwise functions (THEORY §8): never form exp of a large argument."""
 
-import math
-
 import jax.numpy as jnp
-
-LN2 = math.log(2.0)
 
 
 def log_2cosh(x):
     """``ln(2 cosh x) = |x| + log1p(exp(-2|x|))``, exact for all finite x."""
     a = jnp.abs(x)
     return a + jnp.log1p(jnp.exp(-2 * a))
-
-
-def log_cosh(x):
-    """``ln cosh x``."""
-    return log_2cosh(x) - LN2
 
 
 def softplus(x):

@@ -1,6 +1,5 @@
 """Experiment files: a TOML schema, validated before any computation."""
 
-import math
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -153,15 +152,3 @@ def load_experiment(path: str | Path) -> Experiment:
     if experiment.target.path is not None and not Path(experiment.target.path).is_absolute():
         experiment.target.path = str(path.parent / experiment.target.path)
     return experiment
-
-
-def n_params(model: ModelConfig) -> int:
-    """Number of parameters of a configured model (for size checks)."""
-    n = model.n
-    return {
-        "rbm": n * model.n_hidden + n + model.n_hidden,
-        "ising": n + n * (n - 1) // 2,
-        "higher_order_ising": sum(math.comb(n, k) for k in range(1, min(model.max_order, n) + 1)),
-        "walsh": 2**n - 1,
-        "mlp": sum(a * b + b for a, b in zip([n, *model.widths], [*model.widths, 1])),
-    }[model.type]
