@@ -190,6 +190,24 @@ def test_plot_regenerates_every_figure_from_the_results_file(demo_run, tmp_path,
     assert all(p.read_bytes()[:5] == b"%PDF-" for p in folder.glob("*.pdf"))
 
 
+def test_batch_figure_keeps_exact_fits():
+    """A final KL of 0 or just below (rounding at an exact fit) is drawn at the floor and counted, not dropped."""
+    from matplotlib.figure import Figure
+
+    from ebmflow.io._plots import plot_batch
+    from ebmflow.io._results import Results
+
+    kl = np.array([[0.3, 2e-3], [0.3, -3e-16], [0.3, 0.0], [0.3, np.nan]])
+    taus = np.full((4, 4), np.nan)
+    results = Results({"config": {"analysis": {"alpha": 0.1}}}, {"kl": kl, "learning_times": taus})
+    axes = Figure().subplots(1, 2)
+    plot_batch(results, axes)
+    points = axes[0].collections[0].get_offsets()
+    np.testing.assert_array_equal(points[:, 0], [0, 1, 2])  # run 3 (NaN) is the only one left out
+    np.testing.assert_allclose(points[:, 1], [2e-3, 1e-16, 1e-16])
+    assert "2 at ≤ 1e-16 (rounding) drawn at 1e-16" in axes[0].get_title()
+
+
 def test_plot_of_a_folder_without_results(tmp_path, capsys):
     assert main(["plot", str(tmp_path)]) == 1
     err = capsys.readouterr().err

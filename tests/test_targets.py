@@ -126,6 +126,13 @@ def test_from_probs():
     np.testing.assert_allclose(eqx.filter_jit(ebmflow.moments)(normalized), ref.moments(weights / 10), **EXACT)
 
 
+def test_from_model_refuses_an_underflowing_teacher():
+    cold = ebmflow.targets.ising_chain(10, beta=40.0)  # energies span 800 nats: p = 0 in float64
+    with pytest.raises(ValueError, match=r"the distribution of Ising underflows: \d+ of 1024 states have p = 0 in "
+                                         r"float64 .* use a weaker teacher"):
+        ebmflow.Target.from_model(cold)
+
+
 def test_from_model():
     model = rbm(4, 2, scale=0.8)
     target = ebmflow.Target.from_model(model)

@@ -15,7 +15,8 @@ class RESULTS(eqxi.Enumeration):
     steady_state = "stopped at a steady state (||∇L|| <= steady_tol)"
     max_steps_reached = "max_steps reached before t1: raise max_steps, or loosen rtol/atol"
     nonfinite = (
-        "parameters became NaN or infinite: check the initial model and the target, or lower the learning rate"
+        "parameters became NaN or infinite: check the initial model and the target (with train: lower the "
+        "learning rate)"
     )
     solver_failed = "the ODE solver failed (step size underflow or a singular linear system): loosen rtol/atol"
 

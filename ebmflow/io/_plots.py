@@ -91,9 +91,14 @@ def plot_spectrum(results: Results, ax, member: int = 0):
     ax.legend(loc="center right", fontsize=8)  # eigenvalues rise from left to right: that region is free
 
 
+_KL_FLOOR = 1e-16  # a final KL below this is float64 rounding of an exact fit
+
+
 def plot_batch(results: Results, axes):
     kl = results["kl"][:, -1]
-    ok = np.isfinite(kl) & (kl > 0)
+    ok = np.isfinite(kl)
+    exact = ok & (kl <= _KL_FLOOR)  # exact fits: KL is 0 up to rounding, and may come out <= 0
+    kl = np.where(exact, _KL_FLOOR, kl)
     if len(kl) < 10:  # too few runs for a histogram: one point per run
         axes[0].scatter(np.flatnonzero(ok), kl[ok], color="C0", s=30)
         axes[0].set_yscale("log")
@@ -105,7 +110,8 @@ def plot_batch(results: Results, axes):
         axes[0].set_xlabel("log10 final KL  [nats]")
         axes[0].set_ylabel("runs")
         axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[0].set_title(f"Final KL over {len(kl)} initialisations")
+    floor = f"; {exact.sum()} at ≤ {_KL_FLOOR:g} (rounding) drawn at {_KL_FLOOR:g}" if exact.any() else ""
+    axes[0].set_title(f"Final KL over {len(kl)} initialisations{floor}", fontsize=10)
     taus = results["learning_times"]
     n = taus.shape[1] - 1
     data = [taus[:, k][np.isfinite(taus[:, k])] for k in _orders(n)]

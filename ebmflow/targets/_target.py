@@ -58,7 +58,15 @@ class Target(eqx.Module):
         """The distribution ``p_θ`` of an energy model (a teacher)."""
         from .._exact import log_probs
 
-        return cls(jnp.exp(log_probs(model)), f"model {type(model).__name__}")
+        log_p = log_probs(model)
+        p = jnp.exp(log_p)
+        if is_concrete(p) and not bool(jnp.all(p > 0)):
+            raise ValueError(
+                f"the distribution of {type(model).__name__} underflows: {int((p <= 0).sum())} of {p.size} states have "
+                f"p = 0 in {p.dtype} (smallest ln p = {float(log_p.min()):.4g}); a target must be strictly positive: "
+                "use a weaker teacher (smaller couplings, higher temperature)"
+            )
+        return cls(p, f"model {type(model).__name__}")
 
     def astype(self, dtype) -> "Target":
         """The same target with ``probs`` in ``dtype`` (itself if they already are)."""
