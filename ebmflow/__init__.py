@@ -12,7 +12,7 @@ import jax
 if os.environ.get("EBMFLOW_X64", "1") != "0":
     jax.config.update("jax_enable_x64", True)
 
-from . import analysis as analysis, io as io, targets as targets
+from . import analysis as analysis, experiments as experiments, io as io, targets as targets
 from ._effective import (
     coupling_jacobian as coupling_jacobian,
     couplings as couplings,
@@ -67,6 +67,7 @@ from .flow import (
     Rodas4 as Rodas4,
     flow as flow,
     flow_batch as flow_batch,
+    save_times as save_times,
     summarize as summarize,
     train as train,
 )
