@@ -130,7 +130,9 @@ def stability(
     ``kind`` is decided from ``||∇L|| <= grad_tol`` (stationary) and ``KL <= kl_tol``
     (data-consistent). Up to ``dense_limit`` parameters the Hessian is dense (float64
     eigen-decomposition); beyond, its extreme eigenvalues come from Lanczos on
-    Hessian-vector products. ``key`` seeds the random point of the generic rank.
+    Hessian-vector products. The ranks always come from the dense ``(2**n - 1, P)`` coupling
+    Jacobian and its SVD, here and at a random point (``key`` seeds it), so a model whose ``G``
+    exceeds the memory budget is refused by name even in Lanczos mode.
     """
     target = check_pair(model, target)
     for name, value in dict(eig_rtol=eig_rtol, rank_rtol=rank_rtol, grad_tol=grad_tol, kl_tol=kl_tol).items():
