@@ -13,7 +13,8 @@ Parts, all in one process so that the speed figures are ratios of times taken on
    exact Hessian): the first call (compilation and run), then ``--repeats`` later calls before the
    baseline and ``--repeats`` after it. Compile time = first call - fastest later call. Also the
    time `flow` spends recording the observables after its solve (compiled ``Objective.observe`` at
-   θ0 and the 62 save times, t = 0 among them), as a fraction of a whole call (issue: a small fraction of the integration).
+   θ0 and the 62 save times, t = 0 among them), as a fraction of a whole call (issue: a small
+   fraction of the integration).
 2. Baseline: what a new user would write with diffrax alone. ``jax.jit`` of one
    ``diffrax.diffeqsolve`` with ``Tsit5`` and ``PIDController(rtol=1e-6, atol=1e-9)`` on the flat
    parameters (`ebmflow.flatten`), with the vector field ``-jax.grad(θ ↦ ebmflow.kl(unflatten(θ), target))``,
