@@ -83,6 +83,19 @@ def test_teacher_student_against_reference(teacher_point):
     assert dec["gauss_newton_norm"] == pytest.approx(np.linalg.norm(g.T @ cov @ g), rel=1e-8)
 
 
+def test_gauss_newton_term_without_the_covariance_matrix():
+    """``Gᵀ C G`` by XOR convolution against the explicit covariance of the Walsh functions (any p, any G)."""
+    from ebmflow.analysis._stability import gauss_newton
+
+    n, rng = 5, np.random.default_rng(11)
+    p = random_probs(n, seed=12)
+    g = rng.normal(size=(2**n - 1, 7))
+    chi = ra.parities(ra.states(n), range(1, 2**n))
+    mean = p @ chi
+    cov = (chi * p[:, None]).T @ chi - np.outer(mean, mean)
+    np.testing.assert_allclose(gauss_newton(g, ref.moments(p)), g.T @ cov @ g, rtol=0, atol=1e-12)
+
+
 def test_neutral_directions(teacher_point):
     """Neutral eigenvectors lie in ker G and move the couplings only at O(ε²); stable ones at O(ε)."""
     rep, r, g, h = (teacher_point[k] for k in ("report", "r", "jacobian", "hessian"))

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._effective import coupling_jacobian, couplings, flatten
 from .._exact import check_pair, kl, moments
-from .._walsh import order_norms
+from .._walsh import fwht, order_norms
 from ..flow._objective import Objective
 from ._hessian import extreme_eigenvalues, hessian
 
@@ -95,10 +95,17 @@ def _rank(g: np.ndarray, rtol: float) -> tuple[int, np.ndarray]:
     return int((sigma > rtol * sigma[0]).sum()) if sigma.size and sigma[0] > 0 else 0, sigma
 
 
-def covariance(m: np.ndarray) -> np.ndarray:
-    """``C_ST = <χ_S χ_T> - <χ_S><χ_T> = m_{S xor T} - m_S m_T`` for ``S, T ≠ ∅``."""
-    idx = np.arange(1, m.shape[0])
-    return m[np.bitwise_xor.outer(idx, idx)] - np.outer(m[idx], m[idx])
+def gauss_newton(g: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``Gᵀ C G`` with ``C_ST = <χ_S χ_T> - <χ_S><χ_T> = m_{S xor T} - m_S m_T`` (``S, T ≠ ∅``), ``(P, P)``.
+
+    ``Σ_T m_{S xor T} G_T`` is an XOR convolution: ``fwht(p ⊙ fwht(G))`` with ``p = fwht(m) / 2**n``.
+    So ``C``, ``(2**n - 1)²`` numbers, is never formed: O(P 2**n) memory instead of O(4**n).
+    """
+    g_full = np.vstack([np.zeros((1, g.shape[1])), g])  # G_∅ = 0: the sums skip S, T = ∅
+    p = np.asarray(fwht(m)) / m.shape[0]
+    xor_conv = np.asarray(fwht(p * np.asarray(fwht(g_full.T))))  # (P, 2**n): Σ_T m_{S xor T} G_T, transposed
+    g_m = g_full.T @ m
+    return g_full.T @ xor_conv.T - np.outer(g_m, g_m)
 
 
 _kl = eqx.filter_jit(kl)
@@ -178,12 +185,12 @@ def stability(
 
 def _decomposition(model, h, g, m_model, m_data, penalty) -> dict:
     """Norms in ``∇²L = GᵀCG + Σ_S g_S ∇²J_S + penalty·I``."""
-    gauss_newton = g.T @ covariance(m_model) @ g
+    gn = gauss_newton(g, m_model)
     curvature = np.asarray(_curvature(model, jnp.asarray(m_model - m_data)[1:]))
-    residual = h - gauss_newton - curvature - penalty * np.eye(h.shape[0])
+    residual = h - gn - curvature - penalty * np.eye(h.shape[0])
     norm = np.linalg.norm(h)
     return dict(
-        hessian_norm=float(norm), gauss_newton_norm=float(np.linalg.norm(gauss_newton)),
+        hessian_norm=float(norm), gauss_newton_norm=float(np.linalg.norm(gn)),
         curvature_norm=float(np.linalg.norm(curvature)), relative_residual=float(np.linalg.norm(residual) / norm),
     )
 
