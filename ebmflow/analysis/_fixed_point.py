@@ -23,8 +23,8 @@ class FixedPoint:
 
 
 @eqx.filter_jit
-def _refine(model, probs, penalty, rtol, atol, max_steps):
-    objective = Objective(model)
+def _refine(model, probs, penalty, rtol, atol, max_steps, chunk_size):
+    objective = Objective(model, chunk_size)
     solver = optx.LevenbergMarquardt(rtol=rtol, atol=atol)
     sol = optx.least_squares(
         lambda theta, _: objective.gradient(theta, probs, penalty), solver, objective.theta0,
@@ -36,7 +36,7 @@ def _refine(model, probs, penalty, rtol, atol, max_steps):
 
 def fixed_point(
     model, target, *, tol: float = 1e-10, penalty: float = 0.0, max_steps: int = 256, rtol: float = 1e-12,
-    atol: float = 1e-14,
+    atol: float = 1e-14, chunk_size: int | None = None,
 ) -> FixedPoint:
     """Refine ``model`` to a stationary point of ``L = KL + (penalty/2)||θ||²``, ``||∇L|| <= tol``.
 
@@ -45,10 +45,13 @@ def fixed_point(
     over-parametrised fixed point. Start near a stationary point (e.g. the end of
     a flow); failure comes back as ``converged=False`` with a message. It runs in float64,
     and a float32 model comes back as float64: float32 rounding alone leaves ``||∇L|| ~ 1e-7``.
+    ``chunk_size``: states per chunk in the streamed sums (as in `ebmflow.kl`).
     """
     check_pair(model, target)
     model, probs = cast_parameters(model, jnp.float64), target.probs.astype(jnp.float64)
-    refined, norm, steps, result = _refine(model, probs, jnp.asarray(penalty, jnp.float64), rtol, atol, max_steps)
+    refined, norm, steps, result = _refine(
+        model, probs, jnp.asarray(penalty, jnp.float64), rtol, atol, max_steps, chunk_size
+    )
     norm, steps = float(norm), int(steps)
     converged = norm <= tol
     if converged:

@@ -115,8 +115,8 @@ _couplings = eqx.filter_jit(couplings)
 
 
 @eqx.filter_jit
-def _grad_norm(model, probs, penalty):
-    objective = Objective(model)
+def _grad_norm(model, probs, penalty, chunk_size):
+    objective = Objective(model, chunk_size)
     return jnp.linalg.norm(objective.gradient(objective.theta0, probs, penalty))
 
 
@@ -130,7 +130,7 @@ def _curvature(model, weights):
 def stability(
     model, target, *, penalty: float = 0.0, eig_rtol: float = 1e-9, rank_rtol: float = 1e-9,
     grad_tol: float = 1e-6, kl_tol: float = 1e-8, eigenvectors: bool = False, dense_limit: int = 4000,
-    epsilons=(1e-1, 1e-2, 1e-3), key=None,
+    epsilons=(1e-1, 1e-2, 1e-3), key=None, chunk_size: int | None = None,
 ) -> StabilityReport:
     """Classify a point and describe the loss landscape around it (THEORY §4–5).
 
@@ -139,17 +139,18 @@ def stability(
     eigen-decomposition); beyond, its extreme eigenvalues come from Lanczos on
     Hessian-vector products. The ranks always come from the dense ``(2**n - 1, P)`` coupling
     Jacobian and its SVD, here and at a random point (``key`` seeds it), so a model whose ``G``
-    exceeds the memory budget is refused by name even in Lanczos mode.
+    exceeds the memory budget is refused by name even in Lanczos mode. ``chunk_size``: states
+    per chunk in the streamed sums (as in `ebmflow.kl`).
     """
     target = check_pair(model, target)
     for name, value in dict(eig_rtol=eig_rtol, rank_rtol=rank_rtol, grad_tol=grad_tol, kl_tol=kl_tol).items():
         if not value > 0:
             raise ValueError(f"{name} must be positive; got {value!r}")
     key = jax.random.key(0) if key is None else key
-    objective = Objective(model)
+    objective = Objective(model, chunk_size)
     theta, dtype = objective.theta0, target.probs.dtype
-    grad_norm = float(_grad_norm(model, target.probs, jnp.asarray(penalty, dtype)))
-    kl_value = float(_kl(model, target))
+    grad_norm = float(_grad_norm(model, target.probs, jnp.asarray(penalty, dtype), chunk_size))
+    kl_value = float(_kl(model, target, chunk_size=chunk_size))
     m_model, m_data = np.asarray(_moments(model)), np.asarray(_moments(target))
     mismatch = np.asarray(order_norms(m_model - m_data))
     if grad_norm > grad_tol:
@@ -166,12 +167,12 @@ def stability(
         generic_rank=generic_rank, n_couplings=g.shape[0], n_params=size, thresholds=thresholds,
     )
     if size > dense_limit:
-        smallest, largest = extreme_eigenvalues(model, target, penalty)
+        smallest, largest = extreme_eigenvalues(model, target, penalty, chunk_size=chunk_size)
         return StabilityReport(
             method="lanczos", eigenvalues=np.concatenate([smallest, largest]), eigenvectors=None, n_stable=None,
             n_neutral=None, n_unstable=None, decomposition=None, neutral=None, **common,
         )
-    h = np.asarray(hessian(model, target, penalty))
+    h = np.asarray(hessian(model, target, penalty, chunk_size=chunk_size))
     lam, vec = np.linalg.eigh(h)
     t = eig_rtol * np.abs(lam).max()
     neutral_vecs = vec[:, np.abs(lam) <= t]
