@@ -110,8 +110,8 @@ def plot_batch(results: Results, axes):
         axes[0].set_xlabel("log10 final KL  [nats]")
         axes[0].set_ylabel("runs")
         axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
-    floor = f"; {exact.sum()} at ≤ {_KL_FLOOR:g} (rounding) drawn at {_KL_FLOOR:g}" if exact.any() else ""
-    axes[0].set_title(f"Final KL over {len(kl)} initialisations{floor}", fontsize=10)
+    floor = f"\n{exact.sum()} at ≤ {_KL_FLOOR:g} (rounding) drawn at {_KL_FLOOR:g}" if exact.any() else ""
+    axes[0].set_title(f"Final KL over {len(kl)} initialisations{floor}")
     taus = results["learning_times"]
     n = taus.shape[1] - 1
     data = [taus[:, k][np.isfinite(taus[:, k])] for k in _orders(n)]
