@@ -19,6 +19,7 @@ import reference_flow as rf
 from models import random_probs, rbm
 
 import ebmflow
+from ebmflow.energies._base import cast_parameters
 from ebmflow.flow import save_times
 from ebmflow.flow._objective import Objective
 
@@ -534,12 +535,12 @@ def test_flow_and_analyses_run_in_the_model_dtype():
     """A float32 model with a float64 target (the usual case: teachers are float64) gives float32 work."""
     target = ebmflow.Target.from_probs(random_probs(4, seed=2))
     model = rbm(4, 2, seed=3, scale=0.1)
-    model32 = jax.tree_util.tree_map(lambda x: x.astype(np.float32) if eqx.is_inexact_array(x) else x, model)
+    model32 = cast_parameters(model, np.float32)
     sol32 = ebmflow.flow(model32, target, 10.0, num_saves=5, rtol=1e-5, atol=1e-7)
     assert {sol32.models.weights.dtype, sol32.kl.dtype, sol32.ts.dtype} == {np.dtype(np.float32)}
     # its KL is float32 rounding of the float64 KL of the same saved models (the trajectory itself is
     # checked against float64 in test_hessian.py)
-    models64 = jax.tree_util.tree_map(lambda x: x.astype(np.float64) if eqx.is_inexact_array(x) else x, sol32.models)
+    models64 = cast_parameters(sol32.models, np.float64)
     kl64 = eqx.filter_jit(eqx.filter_vmap(lambda m: ebmflow.kl(m, target)))(models64)
     np.testing.assert_allclose(sol32.kl, kl64, rtol=0, atol=1e-6)
     pair = jax.tree_util.tree_map(lambda x: jnp.stack([x, x]), model32)

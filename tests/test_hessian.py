@@ -15,6 +15,7 @@ from models import MODELS, make, random_probs, rbm
 
 import ebmflow
 from ebmflow.energies import AbstractEnergy
+from ebmflow.energies._base import cast_parameters
 from ebmflow.flow._objective import Objective
 
 # Two float64 evaluations of the same sums in a different order (Hessian entries are O(1)).
@@ -110,7 +111,7 @@ def test_float32_hessian_and_flow_follow_float64():
     and a float32 flow stay within float32 rounding of float64."""
     model = rbm(5, 4, seed=12, scale=0.3)
     probs = random_probs(5, seed=13)
-    model32 = jax.tree_util.tree_map(lambda x: x.astype(jnp.float32) if eqx.is_inexact_array(x) else x, model)
+    model32 = cast_parameters(model, jnp.float32)
     h64 = ebmflow.hessian(model, ebmflow.Target.from_probs(probs))
     target32 = ebmflow.Target.from_probs(probs.astype(np.float32), normalize=True)
     h32 = ebmflow.hessian(model32, target32)
