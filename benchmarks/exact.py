@@ -187,7 +187,8 @@ def max_rel_diff(tree_a, tree_b) -> float:
 def bench(n: int, dtype, repeats: int, chunk_size: int | None = None) -> dict:
     model, target = make_problem(n, dtype)
     row = {"n": n, "dtype": jnp.dtype(dtype).name, "notes": []}
-    fns = {"ebmflow": lambda: ebmflow_kl_and_grad(model, target, chunk_size=chunk_size)}
+    chunked = ebmflow.with_chunk_size(model, chunk_size)
+    fns = {"ebmflow": lambda: ebmflow_kl_and_grad(chunked, target)}
     value, grad = block(fns["ebmflow"]())
 
     states = None

@@ -4,7 +4,7 @@ Problem F1 (float64): a student `RBM` with ``n = 8`` visible spins and 16 spin h
 weights N(0, 0.01²) and zero biases (``RBM.init(key(seed), 8, 16, scale=0.01)``), learning the
 distribution of a random generalised Ising teacher with field std 0.2, pair std 0.3/√n and
 triplet std 0.5/n (``targets.random_ising``). The flow runs to ``t1 = 1e5`` with rtol 1e-6 and
-atol 1e-9, saved at ``t = 0`` and 61 log-spaced times from 0.1 to 1e5 (`ebmflow.flow.save_times`).
+atol 1e-9, saved at ``t = 0`` and 61 log-spaced times from 0.1 to 1e5 (`ebmflow.save_times`).
 
 Parts, all in one process so that the speed figures are ratios of times taken on the same
 (shared, drifting) machine:
@@ -59,10 +59,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from ebmflow import save_times
+from ebmflow._objective import Objective
 
 import ebmflow
-from ebmflow.flow import save_times
-from ebmflow.flow._objective import Objective
 
 N, N_HIDDEN, SCALE = 8, 16, 0.01
 T1, RTOL, ATOL, NUM_SAVES = 1e5, 1e-6, 1e-9, 61

@@ -1,4 +1,10 @@
-"""ebmflow: exact learning dynamics of energy-based models over binary variables.
+"""ebmflow: exact learning dynamics of energy-based models over discrete variables.
+
+Layers, each importing only from those before it: ``space`` (states, chunk plans,
+the basis of the effective model) → ``energies`` → ``exact`` (the streamed-reduction
+engine, exact sums, targets) → ``effective`` (couplings, moments, Jacobians) →
+objective → ``dynamics`` (flows, training) → ``analysis`` (fixed points, stability)
+→ ``experiments`` → ``io`` → ``cli``. Everything a user needs is re-exported here.
 
 Importing ebmflow turns on JAX's float64 (analysis needs it); set the
 environment variable ``EBMFLOW_X64=0`` before import to keep JAX's float32 default.
@@ -13,45 +19,38 @@ if os.environ.get("EBMFLOW_X64", "1") != "0":
     jax.config.update("jax_enable_x64", True)
 
 from . import analysis as analysis, experiments as experiments, io as io, targets as targets
-from ._effective import (
-    coupling_jacobian as coupling_jacobian,
-    couplings as couplings,
-    flatten as flatten,
-    tangent_kernel as tangent_kernel,
-)
-from ._exact import (
-    kl as kl,
-    kl_and_grad as kl_and_grad,
-    log_partition as log_partition,
-    log_probs as log_probs,
-    moments as moments,
-    neg_energies as neg_energies,
-    nll as nll,
-    probs as probs,
-)
-from ._memory import (
+from ._budget import (
+    ComputeBudgetError as ComputeBudgetError,
     MemoryBudgetError as MemoryBudgetError,
     memory_budget as memory_budget,
     set_memory_budget as set_memory_budget,
+    set_state_budget as set_state_budget,
+    state_budget as state_budget,
 )
-from ._space import all_states as all_states, state_index as state_index, states_from_indices as states_from_indices
-from ._walsh import (
-    couplings_of_order as couplings_of_order,
-    from_binary_basis as from_binary_basis,
-    fwht as fwht,
-    order_norms as order_norms,
-    orders as orders,
-    sites as sites,
-    subset as subset,
-    subsets_of_order as subsets_of_order,
-    to_binary_basis as to_binary_basis,
-)
+from ._tree import flatten as flatten
 from .analysis import (
     StabilityReport as StabilityReport,
     classify_batch as classify_batch,
     fixed_point as fixed_point,
     hessian as hessian,
     stability as stability,
+)
+from .dynamics import (
+    RESULTS as RESULTS,
+    FlowOptions as FlowOptions,
+    FlowSolution as FlowSolution,
+    Rodas4 as Rodas4,
+    flow as flow,
+    flow_batch as flow_batch,
+    save_times as save_times,
+    summarize as summarize,
+    train as train,
+)
+from .effective import (
+    coupling_jacobian as coupling_jacobian,
+    couplings as couplings,
+    moments as moments,
+    tangent_kernel as tangent_kernel,
 )
 from .energies import (
     RBM as RBM,
@@ -61,17 +60,33 @@ from .energies import (
     MLPEnergy as MLPEnergy,
     WalshModel as WalshModel,
 )
-from .flow import (
-    RESULTS as RESULTS,
-    FlowSolution as FlowSolution,
-    Rodas4 as Rodas4,
-    flow as flow,
-    flow_batch as flow_batch,
-    save_times as save_times,
-    summarize as summarize,
-    train as train,
+from .exact import (
+    Target as Target,
+    kl as kl,
+    kl_and_grad as kl_and_grad,
+    log_partition as log_partition,
+    log_probs as log_probs,
+    neg_energies as neg_energies,
+    nll as nll,
+    probs as probs,
 )
 from .io import load as load
-from .targets import Target as Target
+from .space import (
+    AbstractStateSpace as AbstractStateSpace,
+    Spins as Spins,
+    all_states as all_states,
+    couplings_of_order as couplings_of_order,
+    from_binary_basis as from_binary_basis,
+    fwht as fwht,
+    order_norms as order_norms,
+    orders as orders,
+    sites as sites,
+    state_index as state_index,
+    states_from_indices as states_from_indices,
+    subset as subset,
+    subsets_of_order as subsets_of_order,
+    to_binary_basis as to_binary_basis,
+    with_chunk_size as with_chunk_size,
+)
 
 __version__ = importlib.metadata.version("ebmflow")

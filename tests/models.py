@@ -16,7 +16,7 @@ import ebmflow
 class Pairwise(ebmflow.AbstractEnergy):
     """A user-defined energy, exactly as in the `AbstractEnergy` docstring."""
 
-    n: int = eqx.field(static=True)
+    space: ebmflow.Spins
     theta: jax.Array
 
     def energy(self, s):
@@ -51,7 +51,9 @@ MODELS = [
     ),
     pytest.param(mlp, id="mlp"),
     pytest.param(lambda key, n, dtype: ebmflow.WalshModel.init(key, n, scale=0.3, dtype=dtype), id="walsh"),
-    pytest.param(lambda key, n, dtype: Pairwise(n, 0.5 * jax.random.normal(key, (), dtype)), id="user-pairwise"),
+    pytest.param(
+        lambda key, n, dtype: Pairwise(ebmflow.Spins(n), 0.5 * jax.random.normal(key, (), dtype)), id="user-pairwise"
+    ),
 ]
 
 
@@ -95,7 +97,7 @@ def exact_bundle(model, target):
     value, grad = ebmflow.kl_and_grad(model, target)
     return {
         "energy": jax.vmap(model.energy)(states),
-        "neg_energies": [ebmflow.neg_energies(model, chunk_size=c) for c in CHUNK_SIZES],
+        "neg_energies": [ebmflow.neg_energies(ebmflow.with_chunk_size(model, c)) for c in CHUNK_SIZES],
         "log_partition": ebmflow.log_partition(model),
         "kl_and_grad": (value, ebmflow.flatten(grad)[0]),
         "log_probs": ebmflow.log_probs(model),

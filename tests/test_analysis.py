@@ -440,12 +440,12 @@ def test_bad_input():
 def test_analyses_take_a_chunk_size():
     """Streamed in chunks of 4 states, the analyses give the numbers of the one-chunk default."""
     model, target = rbm(5, 3, seed=1), _target(5, seed=1)
-    np.testing.assert_allclose(ebmflow.hessian(model, target, chunk_size=4), ebmflow.hessian(model, target),
+    chunked_model = ebmflow.with_chunk_size(model, 4)
+    np.testing.assert_allclose(ebmflow.hessian(chunked_model, target), ebmflow.hessian(model, target),
                                rtol=0, atol=1e-12)
-    chunked = ebmflow.stability(model, target, chunk_size=4)
+    chunked = ebmflow.stability(chunked_model, target)
     np.testing.assert_allclose(chunked.eigenvalues, np.linalg.eigvalsh(ebmflow.hessian(model, target)), atol=1e-12)
-    lanczos = ebmflow.analysis.extreme_eigenvalues(model, target, k=2, chunk_size=4)
+    lanczos = ebmflow.analysis.extreme_eigenvalues(chunked_model, target, k=2)
     np.testing.assert_allclose(lanczos[0], chunked.eigenvalues[:2], rtol=0, atol=1e-8)
-    for call in (ebmflow.hessian, ebmflow.stability, ebmflow.fixed_point, ebmflow.analysis.extreme_eigenvalues):
-        with pytest.raises(ValueError, match="chunk_size must be a positive int"):
-            call(model, target, chunk_size=0)
+    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+        ebmflow.with_chunk_size(model, 0)

@@ -46,7 +46,8 @@ def test_kl_gradient_matches_finite_differences(case):
 
 
 def test_jit_equals_eager(case):
-    np.testing.assert_allclose(ebmflow.neg_energies(case.model, chunk_size=8), case.got["neg_energies"][1], **EXACT)
+    eager = ebmflow.neg_energies(ebmflow.with_chunk_size(case.model, 8))
+    np.testing.assert_allclose(eager, case.got["neg_energies"][1], **EXACT)
     np.testing.assert_allclose(ebmflow.log_partition(case.model), case.got["log_partition"], **EXACT)
 
 
@@ -68,7 +69,8 @@ def test_vmap_over_models_equals_loop(case):
 
 @eqx.filter_jit
 def _float32_bundle(model, target):
-    return ebmflow.neg_energies(model, chunk_size=8), ebmflow.kl(model, target, chunk_size=8)
+    model = ebmflow.with_chunk_size(model, 8)
+    return ebmflow.neg_energies(model), ebmflow.kl(model, target)
 
 
 @pytest.mark.parametrize("model_factory", MODELS)
@@ -90,7 +92,9 @@ def test_float32_sums_gradients_and_couplings():
     p = random_probs(5, seed=1)
     target = ebmflow.Target.from_probs(p.astype(np.float32))
     value, grad, log_z, j = eqx.filter_jit(
-        lambda m, t: (*ebmflow.kl_and_grad(m, t, chunk_size=8), ebmflow.log_partition(m), ebmflow.couplings(m))
+        lambda m, t: (
+            *ebmflow.kl_and_grad(ebmflow.with_chunk_size(m, 8), t), ebmflow.log_partition(m), ebmflow.couplings(m)
+        )
     )(model, target)
     theta = ebmflow.flatten(grad)[0]
     assert value.dtype == theta.dtype == log_z.dtype == j.dtype == jnp.float32
@@ -148,3 +152,23 @@ def test_rbm_from_bernoulli_preserves_probabilities():
     # -E itself agrees up to one additive constant.
     diff = ref.neg_energies(rbm) - (expected - expected[0])
     np.testing.assert_allclose(diff - diff[0], 0, **EXACT)
+
+
+class _ChainN(ebmflow.AbstractEnergy):
+    """The short form over spins: a static ``n`` instead of a ``space`` field."""
+
+    n: int = eqx.field(static=True)
+    theta: jax.Array
+
+    def energy(self, s):
+        return -self.theta * jnp.sum(s[:-1] * s[1:])
+
+
+def test_an_energy_may_declare_n_instead_of_a_space():
+    model = _ChainN(4, jnp.asarray(0.7))
+    assert model.space == ebmflow.Spins(4) and model.n == 4
+    p = random_probs(4, seed=3)
+    neg_e = np.array([0.7 * np.sum(s[:-1] * s[1:]) for s in ref.states(4)])
+    np.testing.assert_allclose(ebmflow.kl(model, ebmflow.Target.from_probs(p)), ref.kl(neg_e, p), **EXACT)
+    with pytest.raises(TypeError, match="derives its space from `n`; declare a field `space`"):
+        ebmflow.with_chunk_size(model, 2)

@@ -8,7 +8,7 @@ import pytest
 
 import ebmflow
 from ebmflow import targets
-from ebmflow._memory import parse_bytes
+from ebmflow._budget import parse_bytes
 
 KEY = jax.random.PRNGKey(0)
 
@@ -222,9 +222,11 @@ def test_wrong_types():
 def test_bad_chunk_size(chunk_size):
     model = ebmflow.Ising(np.zeros(3), np.zeros(3))
     with pytest.raises(ValueError, match=r"chunk_size must be a positive int \(a number of states\); got"):
-        ebmflow.log_partition(model, chunk_size=chunk_size)
+        ebmflow.with_chunk_size(model, chunk_size)
     with pytest.raises(ValueError, match="chunk_size must be a positive int"):
-        ebmflow.kl(model, _target(3), chunk_size=chunk_size)
+        ebmflow.with_chunk_size(_target(3), chunk_size)
+    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+        ebmflow.Spins(3, chunk_size)
 
 
 def test_n_beyond_enumeration():
@@ -254,7 +256,7 @@ def test_small_memory_budget(budget):
     for call in (
         lambda: ebmflow.log_partition(model),
         lambda: ebmflow.kl(model, _target(8)),
-        lambda: ebmflow.neg_energies(model, chunk_size=1),
+        lambda: ebmflow.neg_energies(ebmflow.with_chunk_size(model, 1)),
         lambda: ebmflow.all_states(8),
         lambda: ebmflow.Target.from_samples(np.ones((2, 8)), pseudocount=1),
     ):
@@ -262,7 +264,7 @@ def test_small_memory_budget(budget):
             call()
     assert issubclass(ebmflow.MemoryBudgetError, ValueError)
     # A streamed sum with one state per chunk needs a few hundred bytes: it fits.
-    log_z = eqx.filter_jit(ebmflow.log_partition)(model, chunk_size=1)
+    log_z = eqx.filter_jit(ebmflow.log_partition)(ebmflow.with_chunk_size(model, 1))
     np.testing.assert_allclose(log_z, 8 * np.log(2), rtol=1e-14)
     budget(None)
     assert ebmflow.memory_budget() > 2**20

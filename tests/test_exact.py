@@ -18,9 +18,9 @@ CHUNKS = (1, 8, 2**10)  # one state per chunk; 16 chunks of 8; one chunk larger 
 def _sums(model, target):
     out = {"nll": ebmflow.nll(model, target), "probs": ebmflow.probs(model)}
     for c in CHUNKS:
-        value, grad = ebmflow.kl_and_grad(model, target, chunk_size=c)
+        value, grad = ebmflow.kl_and_grad(ebmflow.with_chunk_size(model, c), target)
         out[str(c)] = {
-            "log_partition": ebmflow.log_partition(model, chunk_size=c),
+            "log_partition": ebmflow.log_partition(ebmflow.with_chunk_size(model, c)),
             "kl_and_grad": (value, ebmflow.flatten(grad)[0]),
         }
     return out
@@ -53,7 +53,10 @@ def test_one_spin():
     for model in (ebmflow.Ising(rng.normal(size=1), np.zeros(0)), rbm(1, 2), ebmflow.WalshModel(rng.normal(size=1))):
         neg_e = ref.neg_energies(model)
         got = eqx.filter_jit(
-            lambda m: [(ebmflow.neg_energies(m, chunk_size=c), ebmflow.kl(m, target, chunk_size=c)) for c in (1, 4)]
+            lambda m: [
+                (ebmflow.neg_energies(chunked), ebmflow.kl(chunked, target))
+                for chunked in (ebmflow.with_chunk_size(m, c) for c in (1, 4))
+            ]
         )(model)
         for energies, kl in got:
             np.testing.assert_allclose(energies, neg_e, **EXACT)
@@ -76,7 +79,8 @@ def test_log_partition_is_stable_for_large_energies():
     model = ebmflow.Ising(jnp.full(n, 150.0), jnp.zeros(n * (n - 1) // 2))
     # Z = (2 cosh 150)^n computed in logs: n * (150 + log1p(e^-300)).
     expected = n * (150.0 + np.log1p(np.exp(-300.0)))
-    np.testing.assert_allclose(eqx.filter_jit(ebmflow.log_partition)(model, chunk_size=2), expected, rtol=1e-14)
+    log_z = eqx.filter_jit(ebmflow.log_partition)(ebmflow.with_chunk_size(model, 2))
+    np.testing.assert_allclose(log_z, expected, rtol=1e-14)
     lp = np.asarray(eqx.filter_jit(ebmflow.log_probs)(model))
     assert np.all(np.isfinite(lp)) and lp[0] == max(lp)
     # RBM hidden units at large pre-activations: ln 2cosh and softplus in their stable forms.

@@ -14,8 +14,8 @@ import reference as ref
 from models import MODELS, make, random_probs, rbm
 
 import ebmflow
-from ebmflow._space import DEFAULT_CHUNK_SIZE, chunking
-from ebmflow.flow._objective import Objective
+from ebmflow._objective import Objective
+from ebmflow.space._abstract import DEFAULT_CHUNK_SIZE
 
 EXACT = {"rtol": 0, "atol": 1e-10}
 # Two float64 evaluations of the same sums, added in a different order: they differ by rounding (~1e-15).
@@ -39,8 +39,8 @@ def _both_ways(model, target, chunk_sizes):
     """``kl_and_grad`` and ``filter_value_and_grad(kl)`` (flattened gradients) at each chunk size."""
     out = []
     for c in chunk_sizes:
-        fast = ebmflow.kl_and_grad(model, target, chunk_size=c)
-        plain = eqx.filter_value_and_grad(lambda m, c=c: ebmflow.kl(m, target, chunk_size=c))(model)
+        fast = ebmflow.kl_and_grad(ebmflow.with_chunk_size(model, c), target)
+        plain = eqx.filter_value_and_grad(lambda m: ebmflow.kl(m, target))(ebmflow.with_chunk_size(model, c))
         out.append((fast[0], ebmflow.flatten(fast[1])[0], plain[0], ebmflow.flatten(plain[1])[0]))
     return out
 
@@ -83,7 +83,7 @@ def test_forward_mode_through_the_one_pass_gradient_gives_the_hessian():
     model = rbm(6, 2, seed=4)
     target = ebmflow.Target.from_probs(random_probs(6, seed=5))
     theta, unflatten = ebmflow.flatten(model)
-    objective = Objective(model, chunk_size=8)  # 8 chunks
+    objective = Objective(ebmflow.with_chunk_size(model, 8))  # 8 chunks
     probs, penalty = target.probs, 0.1
 
     def gradient(t):
@@ -123,8 +123,8 @@ def test_float32_value_and_gradient_at_n_14(chunk_size):
     p = random_probs(n, seed=4).astype(np.float32)
     t32 = ebmflow.Target.from_probs(p, normalize=True)
     t64 = ebmflow.Target.from_probs(np.asarray(t32.probs, np.float64))
-    value, grad = eqx.filter_jit(ebmflow.kl_and_grad)(m32, t32, chunk_size=chunk_size)
-    kl = eqx.filter_jit(ebmflow.kl)(m32, t32, chunk_size=chunk_size)
+    value, grad = eqx.filter_jit(ebmflow.kl_and_grad)(ebmflow.with_chunk_size(m32, chunk_size), t32)
+    kl = eqx.filter_jit(ebmflow.kl)(ebmflow.with_chunk_size(m32, chunk_size), t32)
     assert value.dtype == kl.dtype == ebmflow.flatten(grad)[0].dtype == jnp.float32
     value64, grad64 = eqx.filter_jit(ebmflow.kl_and_grad)(m64, t64)
     grad, grad64 = ebmflow.flatten(grad)[0], ebmflow.flatten(grad64)[0]
@@ -138,7 +138,7 @@ def test_float32_value_and_gradient_at_n_14(chunk_size):
 
 @eqx.filter_jit
 def _every_split(model):
-    return [ebmflow.neg_energies(model, chunk_size=2**k) for k in range(model.n + 1)]
+    return [ebmflow.neg_energies(ebmflow.with_chunk_size(model, 2**k)) for k in range(model.n + 1)]
 
 
 @pytest.mark.parametrize("model_factory", MODELS)
@@ -174,5 +174,5 @@ def test_chunk_is_one_high_bit_state_and_all_low_bit_states(n, chunk_size, n_lo)
 
     That is ``n_lo`` low bits and ``2**(n - n_lo)`` chunks.
     """
-    plan = chunking(n, chunk_size)
+    plan = ebmflow.Spins(n, chunk_size)
     assert (plan.n_lo, plan.n_hi, plan.n_chunks, plan.chunk_states) == (n_lo, n - n_lo, 2 ** (n - n_lo), 2**n_lo)

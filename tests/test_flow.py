@@ -19,9 +19,9 @@ import reference_flow as rf
 from models import random_probs, rbm
 
 import ebmflow
-from ebmflow.energies._base import cast_parameters
-from ebmflow.flow import save_times
-from ebmflow.flow._objective import Objective
+from ebmflow import save_times
+from ebmflow._objective import Objective
+from ebmflow._tree import cast_parameters
 
 N = 4
 TIGHT = dict(rtol=1e-8, atol=1e-10)

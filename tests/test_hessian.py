@@ -14,9 +14,9 @@ import reference_analysis as ra
 from models import MODELS, make, random_probs, rbm
 
 import ebmflow
+from ebmflow._objective import Objective
+from ebmflow._tree import cast_parameters
 from ebmflow.energies import AbstractEnergy
-from ebmflow.energies._base import cast_parameters
-from ebmflow.flow._objective import Objective
 
 # Two float64 evaluations of the same sums in a different order (Hessian entries are O(1)).
 SAME_SUMS = {"rtol": 0, "atol": 1e-11}
@@ -36,7 +36,7 @@ def test_hessian_equals_autodiff_at_every_chunking(factory):
     probs, penalty = jnp.asarray(random_probs(N, seed=1)), 0.2
     expected = _plain_hessian(model, probs, penalty)
     for chunk_size in (1, 4, None):  # 32 chunks, 8 chunks, one chunk
-        objective = Objective(model, chunk_size=chunk_size)
+        objective = Objective(ebmflow.with_chunk_size(model, chunk_size))
         got = eqx.filter_jit(objective.hessian)(objective.theta0, probs, penalty)
         np.testing.assert_allclose(got, expected, **SAME_SUMS, err_msg=f"chunk_size={chunk_size}")
 
@@ -68,7 +68,7 @@ def test_gradient_derivatives_in_every_argument_and_mode():
     """The custom derivative of `Objective.gradient` equals plain autodiff of the objective: forward and reverse,
     in θ, in the target's probabilities and in the penalty."""
     model = rbm(5, 3, seed=7)
-    objective = Objective(model, chunk_size=8)
+    objective = Objective(ebmflow.with_chunk_size(model, 8))
     theta = objective.theta0
     probs, penalty = jnp.asarray(random_probs(5, seed=8)), jnp.asarray(0.3)
     plain = jax.grad(objective)

@@ -7,7 +7,6 @@ import pytest
 import reference as ref
 
 import ebmflow
-from ebmflow._space import chunking
 
 
 @pytest.mark.parametrize("n", [1, 3, 7])
@@ -59,7 +58,7 @@ def test_state_index_accepts_integer_spins_and_vmaps():
 @pytest.mark.parametrize("n", [1, 2, 5, 7, 12])
 @pytest.mark.parametrize("chunk_size", [1, 2, 3, 8, 100, 2**20, None])
 def test_chunk_plan_covers_every_state_once(n, chunk_size):
-    plan = chunking(n, chunk_size)
+    plan = ebmflow.Spins(n, chunk_size)
     assert plan.n_chunks * plan.chunk_states == 2**n
     assert plan.n_lo + plan.n_hi == n
     if chunk_size is not None:

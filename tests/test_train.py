@@ -7,7 +7,7 @@ import reference_flow as rf
 from models import random_probs, rbm
 
 import ebmflow
-from ebmflow.flow import save_steps
+from ebmflow.dynamics import save_steps
 
 N = 4
 EXACT = {"rtol": 0, "atol": 1e-10}

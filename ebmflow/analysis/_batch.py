@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from ..energies._base import take
-from ..flow._solution import FlowSolution
+from .._tree import take
+from ..dynamics._solution import FlowSolution
 from ._stability import StabilityReport, stability
 
 

@@ -4,9 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import positive_int
-from .._exact import moments
+from ..effective._couplings import moments
 from ..energies._rbm import RBM
-from ..targets._target import Target
+from ..exact._target import Target
 
 
 def _pair_connected(target: Target) -> np.ndarray:

@@ -7,11 +7,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._effective import coupling_jacobian, couplings, flatten
-from .._exact import check_pair, kl, moments
-from .._walsh import fwht, order_norms
-from ..flow._objective import Objective
-from ._hessian import extreme_eigenvalues, hessian
+from .._objective import Objective
+from .._tree import flatten
+from ..effective._couplings import model_couplings
+from ..effective._jacobian import check_jacobian_fits, jacobian
+from ..exact._divergence import check_pair
+from ..exact._sums import all_neg_energies, check_sum
+from ..space import fwht
+from ._spectrum import dense_hessian, lanczos_extremes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,29 +111,29 @@ def gauss_newton(g: np.ndarray, m: np.ndarray) -> np.ndarray:
     return g_full.T @ xor_conv.T - np.outer(g_m, g_m)
 
 
-_kl = eqx.filter_jit(kl)
-_moments = eqx.filter_jit(moments)
-_jacobian = eqx.filter_jit(coupling_jacobian)
-_couplings = eqx.filter_jit(couplings)
-
-
 @eqx.filter_jit
-def _grad_norm(model, probs, penalty, chunk_size):
-    objective = Objective(model, chunk_size)
-    return jnp.linalg.norm(objective.gradient(objective.theta0, probs, penalty))
+def _point(model, target, penalty):
+    """KL, ``||∇L||`` and the moments of model and target at one point, in one compiled call."""
+    objective = Objective(model)
+    observed = objective.observe(objective.theta0[None], target, penalty)
+    m_model = model.space.transform(jax.nn.softmax(all_neg_energies(model)))
+    return observed["kl"][0], observed["grad_norm"][0], m_model, model.space.transform(target.probs)
+
+
+_jacobian = eqx.filter_jit(jacobian)
 
 
 @eqx.filter_jit
 def _curvature(model, weights):
     """``Σ_S w_S ∇²_θ J_S`` over the flattened parameters."""
     theta, unflatten = flatten(model)
-    return jax.hessian(lambda t: weights @ couplings(unflatten(t))[1:])(theta)
+    return jax.hessian(lambda t: weights @ model_couplings(unflatten(t))[1:])(theta)
 
 
 def stability(
     model, target, *, penalty: float = 0.0, eig_rtol: float = 1e-9, rank_rtol: float = 1e-9,
     grad_tol: float = 1e-6, kl_tol: float = 1e-8, eigenvectors: bool = False, dense_limit: int = 4000,
-    epsilons=(1e-1, 1e-2, 1e-3), key=None, chunk_size: int | None = None,
+    epsilons=(1e-1, 1e-2, 1e-3), key=None,
 ) -> StabilityReport:
     """Classify a point and describe the loss landscape around it (THEORY §4–5).
 
@@ -139,20 +142,21 @@ def stability(
     eigen-decomposition); beyond, its extreme eigenvalues come from Lanczos on
     Hessian-vector products. The ranks always come from the dense ``(2**n - 1, P)`` coupling
     Jacobian and its SVD, here and at a random point (``key`` seeds it), so a model whose ``G``
-    exceeds the memory budget is refused by name even in Lanczos mode. ``chunk_size``: states
-    per chunk in the streamed sums (as in `ebmflow.kl`).
+    exceeds the memory budget is refused by name even in Lanczos mode. Exact sums run in
+    chunks of the model's space (as in `ebmflow.kl`).
     """
     target = check_pair(model, target)
+    check_sum(model, 2, "stability")
+    check_jacobian_fits(model)
     for name, value in dict(eig_rtol=eig_rtol, rank_rtol=rank_rtol, grad_tol=grad_tol, kl_tol=kl_tol).items():
         if not value > 0:
             raise ValueError(f"{name} must be positive; got {value!r}")
     key = jax.random.key(0) if key is None else key
-    objective = Objective(model, chunk_size)
-    theta, dtype = objective.theta0, target.probs.dtype
-    grad_norm = float(_grad_norm(model, target.probs, jnp.asarray(penalty, dtype), chunk_size))
-    kl_value = float(_kl(model, target, chunk_size=chunk_size))
-    m_model, m_data = np.asarray(_moments(model)), np.asarray(_moments(target))
-    mismatch = np.asarray(order_norms(m_model - m_data))
+    theta, unflatten = flatten(model)
+    pen = jnp.asarray(penalty, target.probs.dtype)
+    kl_value, grad_norm, m_model, m_data = (np.asarray(x) for x in _point(model, target, pen))
+    kl_value, grad_norm = float(kl_value), float(grad_norm)
+    mismatch = np.asarray(model.space.order_norms(m_model - m_data))
     if grad_norm > grad_tol:
         kind = "not stationary"
     else:
@@ -167,12 +171,12 @@ def stability(
         generic_rank=generic_rank, n_couplings=g.shape[0], n_params=size, thresholds=thresholds,
     )
     if size > dense_limit:
-        smallest, largest = extreme_eigenvalues(model, target, penalty, chunk_size=chunk_size)
+        smallest, largest = lanczos_extremes(model, target, penalty)
         return StabilityReport(
             method="lanczos", eigenvalues=np.concatenate([smallest, largest]), eigenvectors=None, n_stable=None,
             n_neutral=None, n_unstable=None, decomposition=None, neutral=None, **common,
         )
-    h = np.asarray(hessian(model, target, penalty, chunk_size=chunk_size))
+    h = np.asarray(dense_hessian(model, target.probs, pen))
     lam, vec = np.linalg.eigh(h)
     t = eig_rtol * np.abs(lam).max()
     neutral_vecs = vec[:, np.abs(lam) <= t]
@@ -180,7 +184,7 @@ def stability(
         method="dense", eigenvalues=lam, eigenvectors=vec if eigenvectors else None,
         n_stable=int((lam > t).sum()), n_neutral=int(neutral_vecs.shape[1]), n_unstable=int((lam < -t).sum()),
         decomposition=_decomposition(model, h, g, m_model, m_data, penalty),
-        neutral=_neutral(objective, g, neutral_vecs, epsilons), **common,
+        neutral=_neutral(theta, unflatten, g, neutral_vecs, epsilons), **common,
     )
 
 
@@ -196,16 +200,13 @@ def _decomposition(model, h, g, m_model, m_data, penalty) -> dict:
     )
 
 
-def _neutral(objective, g, vecs, epsilons) -> dict | None:
+def _neutral(theta, unflatten, g, vecs, epsilons) -> dict | None:
     """First- and second-order invariance of the couplings along neutral directions."""
     if vecs.shape[1] == 0:
         return None
-    j0 = np.asarray(_couplings(objective.unflatten(objective.theta0)))[1:]
+    j0 = np.asarray(model_couplings(unflatten(theta)))[1:]
     v = jnp.asarray(vecs[:, 0])
-    changes = [
-        float(np.linalg.norm(np.asarray(_couplings(objective.unflatten(objective.theta0 + e * v)))[1:] - j0))
-        for e in epsilons
-    ]
+    changes = [float(np.linalg.norm(np.asarray(model_couplings(unflatten(theta + e * v)))[1:] - j0)) for e in epsilons]
     slope = float(np.polyfit(np.log(epsilons), np.log(np.maximum(changes, 1e-300)), 1)[0])
     return dict(
         max_g_v=float(np.linalg.norm(g @ vecs, axis=0).max()), epsilons=list(epsilons), coupling_changes=changes,

@@ -1,68 +1,93 @@
 """The abstract energy every model derives from."""
 
 import abc
+import inspect
 from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
-from jaxtyping import Array, Float, Int, PyTree
+from jaxtyping import Array, Float, PyTree
 
-from .._space import join_states
+from .._tree import flatten, parameters
+from ..space import AbstractStateSpace, Spins
+
+
+def _declared(cls) -> set[str]:
+    """Names annotated (fields) or defined anywhere in ``cls``'s MRO, below `AbstractEnergy`."""
+    names = set()
+    for c in cls.__mro__:
+        if c is AbstractEnergy or c is eqx.Module:
+            break
+        names |= set(inspect.get_annotations(c)) | set(vars(c))
+    return names
 
 
 class AbstractEnergy(eqx.Module):
-    """An energy ``E_θ(s)`` over ``n`` spins, ``p_θ(s) = exp(-E_θ(s)) / Z``.
+    """An energy ``E_θ(v)`` over the states of a space, ``p_θ(v) = exp(-E_θ(v)) / Z``.
 
-    Subclasses define the static int ``n`` and `energy` for **one** state, the
+    Subclasses define their state space and `energy` for **one** state, the
     definition of the model. A user-defined energy needs only these two members::
 
         class Pairwise(ebmflow.AbstractEnergy):
-            n: int = eqx.field(static=True)
+            space: ebmflow.Spins
             theta: jax.Array
 
             def energy(self, s):
                 return -self.theta * jnp.sum(s[:-1] * s[1:])
 
-    Exact sums split the sites into low bits ``s_lo`` (sites ``0..k-1``) and high
-    bits ``s_hi`` (the rest) and evaluate every low-bit state against one high-bit
+        model = Pairwise(ebmflow.Spins(5), jnp.array(0.5))
+
+    ``space`` is a field holding the state space (`Spins`, ...; it sets the chunk
+    plan of exact sums, `ebmflow.with_chunk_size`). Over spins a static int field
+    ``n: int = eqx.field(static=True)`` may stand instead of ``space``, which is then
+    ``Spins(n)`` with the default plan. Either way ``model.n`` and ``model.space`` exist.
+
+    Exact sums split the sites into low digits ``v_lo`` (sites ``0..k-1``) and high
+    digits ``v_hi`` (the rest) and evaluate every low-digit state against one high-digit
     state at a time, through a pair of methods: `lo_features` computes once per sum
-    what depends on the low bits alone, and `neg_energy_chunk` finishes ``-E`` from
-    it for each high-bit state. The defaults vmap `energy`; a model overrides both
+    what depends on the low digits alone, and `neg_energy_chunk` finishes ``-E`` from
+    it for each high-digit state. The defaults vmap `energy`; a model overrides both
     together to move work out of the loop (an RBM computes ``W_lo s_lo`` once, so
     each chunk adds instead of multiplying; THEORY §8). An override must hold for
-    every split ``k = 0..n`` (``s_lo`` of shape ``(1, 0)`` at ``k = 0``, ``s_hi`` of
+    every split ``k = 0..n`` (``v_lo`` of shape ``(1, 0)`` at ``k = 0``, ``v_hi`` of
     shape ``(0,)`` at ``k = n``); tests check the pair against `energy`.
     """
-
-    n: eqx.AbstractVar[int]
 
     #: True when ``-E`` is linear in the parameters (an exponential family): `curvature` is then zero
     #: and exact Hessians skip it.
     linear_in_parameters: ClassVar[bool] = False
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Whichever of `space` and `n` a subclass does not declare is derived from the other.
+        declared = _declared(cls)
+        if "space" not in declared and "n" in declared:
+            cls.space = property(lambda self: Spins(self.n), doc="``Spins(n)``, the default chunk plan.")
+        if "n" not in declared and "space" in declared:
+            cls.n = property(lambda self: self.space.n, doc="The number of sites.")
+
     @abc.abstractmethod
-    def energy(self, s: Float[Array, " n"]) -> Float[Array, ""]:
-        """Energy of one state ``s`` of shape ``(n,)`` with entries ±1."""
+    def energy(self, s: Array) -> Float[Array, ""]:
+        """Energy of one state ``s`` of shape ``(n,)`` (spins: entries ±1 in the model's dtype)."""
 
-    def lo_features(self, s_lo: Float[Array, "l k"]) -> PyTree[Float[Array, "..."]]:
-        """What `neg_energy_chunk` needs of the ``l`` low-bit states ``s_lo`` (sites ``0..k-1``).
+    def lo_features(self, s_lo: Array) -> PyTree[Array]:
+        """What `neg_energy_chunk` needs of the ``l`` low-digit states ``s_lo`` ``(l, k)`` (sites ``0..k-1``).
 
-        Any pytree of floating arrays, computed once per exact sum; gradients flow
-        through it to the parameters. This default returns ``s_lo`` itself.
+        Any pytree of arrays, computed once per exact sum; gradients flow through its
+        floating arrays to the parameters. This default returns ``s_lo`` itself.
         """
         return s_lo
 
-    def neg_energy_chunk(self, features: PyTree[Float[Array, "..."]], s_hi: Float[Array, " n-k"]) -> Float[Array, " l"]:
-        """``-E`` of the ``l`` states ``s = (s_lo[j], s_hi)``, from ``features = self.lo_features(s_lo)``.
+    def neg_energy_chunk(self, features: PyTree[Array], s_hi: Array) -> Float[Array, " l"]:
+        """``-E`` of the ``l`` states ``(s_lo[j], s_hi)``, from ``features = self.lo_features(s_lo)``.
 
         ``s_hi`` holds sites ``k..n-1`` of one state. This default vmaps `energy`.
         """
         return -jax.vmap(self.energy)(join_states(features, s_hi))
 
-    def curvature(self, weights: Float[Array, " l"], s: Float[Array, "l n"]) -> Float[Array, "P P"]:
+    def curvature(self, weights: Float[Array, " l"], s: Array) -> Float[Array, "P P"]:
         """``Σ_i weights_i ∇²_θ(-E_θ(s_i))`` over the flat parameters (`flatten` order), ``(P, P)``.
 
         The part of the exact Hessian that the covariance of ``∇_θ(-E)`` misses
@@ -75,48 +100,28 @@ class AbstractEnergy(eqx.Module):
 
     @property
     def width(self) -> int:
-        """Numbers evaluated per state (sizes memory estimates); hidden units for an RBM."""
+        """Numbers evaluated per state (sizes memory and time estimates); hidden units for an RBM."""
         return self.n
 
 
-def as_parameter(x) -> Array:
-    """``jnp.asarray(x)``, with integer or boolean arrays made the default float: only inexact arrays train."""
-    x = jnp.asarray(x)
-    return x if jnp.issubdtype(x.dtype, jnp.inexact) else x.astype(jnp.result_type(float))
+def join_states(s_lo: Array, s_hi: Array) -> Array:
+    """The ``l`` states ``(s_lo[j], s_hi)``: every low-digit state with one high-digit state, index order."""
+    return jnp.concatenate([s_lo, jnp.broadcast_to(s_hi, (s_lo.shape[0], s_hi.shape[0]))], axis=-1)
 
 
-def parameters(model: eqx.Module):
-    """The trainable leaves of a model: its inexact arrays."""
-    return eqx.filter(model, eqx.is_inexact_array)
-
-
-def model_dtype(model: eqx.Module):
-    """The floating dtype of a model's parameters (the default float if it has none)."""
-    leaves = jax.tree_util.tree_leaves(parameters(model))
-    return jnp.result_type(*leaves) if leaves else jnp.result_type(float)
-
-
-def cast_parameters(model: eqx.Module, dtype) -> eqx.Module:
-    """The model with its parameters (inexact arrays) cast to ``dtype``."""
-    return jax.tree_util.tree_map(lambda x: x.astype(dtype) if eqx.is_inexact_array(x) else x, model)
-
-
-def flatten(model: eqx.Module):
-    """``(θ, unflatten)``: the parameters as one vector ``(P,)`` and the map back to a model."""
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    flat, unravel = ravel_pytree(params)
-    return flat, lambda theta: eqx.combine(unravel(theta), static)
-
-
-def take(tree, index):
-    """``tree`` with every array leaf indexed by ``index`` (a batch member, a save time, ``(i, -1)``, ...)."""
-    return jax.tree_util.tree_map(lambda x: x[index] if eqx.is_array(x) else x, tree)
-
-
-def flat_indices(model: eqx.Module) -> PyTree[Int[np.ndarray, "..."]]:
-    """The model's parameters replaced by their positions in the `flatten` vector (NumPy integer arrays)."""
-    leaves, treedef = jax.tree_util.tree_flatten(parameters(model))
-    offsets = np.cumsum([0] + [leaf.size for leaf in leaves])
-    return jax.tree_util.tree_unflatten(
-        treedef, [np.arange(start, start + leaf.size).reshape(leaf.shape) for start, leaf in zip(offsets, leaves)]
-    )
+def check_energy(model) -> AbstractEnergy:
+    """Type check and, for concrete parameters, refuse NaN or infinite values."""
+    if not isinstance(model, AbstractEnergy):
+        raise TypeError(f"expected an energy model (a subclass of ebmflow.AbstractEnergy); got {type(model).__name__}")
+    if not isinstance(getattr(model, "space", None), AbstractStateSpace):
+        raise TypeError(
+            f"{type(model).__name__} has no state space: declare a field `space` (e.g. ebmflow.Spins(n)) or, "
+            "over spins, a static int field `n`"
+        )
+    for path, leaf in jax.tree_util.tree_leaves_with_path(parameters(model)):
+        if not isinstance(leaf, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(leaf))):
+            raise ValueError(
+                f"model parameter {type(model).__name__}{jax.tree_util.keystr(path)} has NaN or infinite entries; "
+                "parameters must be finite"
+            )
+    return model

@@ -10,9 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._memory import check_fits
-from .._space import check_n
-from ._base import AbstractEnergy, as_parameter
+from .._budget import check_memory
+from .._tree import as_parameter
+from ..space import Spins
+from ._base import AbstractEnergy
 
 
 def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -28,7 +29,7 @@ class Ising(AbstractEnergy):
     """
 
     linear_in_parameters: ClassVar[bool] = True
-    n: int = eqx.field(static=True)
+    space: Spins
     fields: Float[Array, " n"]
     couplings: Float[Array, " pairs"]
 
@@ -40,7 +41,7 @@ class Ising(AbstractEnergy):
                 f"Ising needs fields of shape (n,) and couplings of shape (n(n-1)/2,); got "
                 f"{fields.shape} and {couplings.shape}"
             )
-        self.n = check_n(n)
+        self.space = Spins(n)
         self.fields, self.couplings = fields, couplings
 
     @classmethod
@@ -99,12 +100,12 @@ class HigherOrderIsing(AbstractEnergy):
     """
 
     linear_in_parameters: ClassVar[bool] = True
-    n: int = eqx.field(static=True)
+    space: Spins
     subsets: tuple[int, ...] = eqx.field(static=True)
     couplings: Float[Array, " k"]
 
     def __init__(self, n: int, subsets, couplings):
-        self.n = check_n(n)
+        self.space = Spins(n)
         self.subsets = tuple(int(x) for x in subsets)
         self.couplings = as_parameter(couplings)
         if not self.subsets:
@@ -166,7 +167,7 @@ class WalshModel(AbstractEnergy):
     """
 
     linear_in_parameters: ClassVar[bool] = True
-    n: int = eqx.field(static=True)
+    space: Spins
     couplings: Float[Array, " 2**n-1"]
 
     def __init__(self, couplings):
@@ -174,13 +175,13 @@ class WalshModel(AbstractEnergy):
         size = self.couplings.shape[0] + 1 if self.couplings.ndim == 1 else 0
         if size < 2 or size & (size - 1):
             raise ValueError(f"WalshModel needs 2**n - 1 couplings for some n >= 1; got shape {self.couplings.shape}")
-        self.n = check_n(int(math.log2(size)))
+        self.space = Spins(int(math.log2(size)))
 
     @classmethod
     def init(cls, key, n: int, scale: float = 0.01, dtype=None) -> "WalshModel":
         """Couplings i.i.d. ``N(0, scale²)``."""
         dtype = dtype or jnp.result_type(float)
-        check_fits(f"WalshModel couplings for n={check_n(n)} (2**n - 1 parameters)", 2**n * jnp.dtype(dtype).itemsize)
+        check_memory(f"WalshModel couplings for n={Spins(n).n} (2**n - 1 parameters)", 2**n * jnp.dtype(dtype).itemsize)
         return cls(scale * jax.random.normal(key, (2**n - 1,), dtype))
 
     @property

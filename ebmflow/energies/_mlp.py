@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from .._checks import positive_int
-from .._space import check_n
+from ..space import Spins
 from ._base import AbstractEnergy
 
 ACTIVATIONS = {
@@ -27,7 +27,7 @@ class MLPEnergy(AbstractEnergy):
     ``tanh, relu, gelu, silu, softplus, sigmoid`` and acts between layers.
     """
 
-    n: int = eqx.field(static=True)
+    space: Spins
     activation: str = eqx.field(static=True)
     layers: tuple[eqx.nn.Linear, ...]
 
@@ -48,7 +48,7 @@ class MLPEnergy(AbstractEnergy):
             raise ValueError(
                 f"the last layer must have out_features=1 (the energy is a scalar); got {self.layers[-1].out_features}"
             )
-        self.n = check_n(self.layers[0].in_features)
+        self.space = Spins(self.layers[0].in_features)
 
     @classmethod
     def init(
@@ -56,7 +56,7 @@ class MLPEnergy(AbstractEnergy):
     ) -> "MLPEnergy":
         """Weights i.i.d. ``N(0, scale²/fan_in)``, biases zero."""
         dtype = dtype or jnp.result_type(float)
-        sizes = [check_n(n), *(positive_int("widths entry", w) for w in widths), 1]
+        sizes = [Spins(n).n, *(positive_int("widths entry", w) for w in widths), 1]
         keys = jax.random.split(key, len(sizes) - 1)
         layers = []
         for k, fan_in, fan_out in zip(keys, sizes[:-1], sizes[1:]):

@@ -10,8 +10,9 @@ from jaxtyping import Array, Float
 
 from .._checks import positive_int
 from .._numerics import log_2cosh, softplus
-from .._space import check_n
-from ._base import AbstractEnergy, as_parameter, flat_indices
+from .._tree import as_parameter, flat_indices
+from ..space import Spins
+from ._base import AbstractEnergy
 
 _HIDDEN = {"spin": log_2cosh, "bernoulli": softplus}
 # Second derivatives f'' of the hidden units' free energies: 1 - tanh² and σ(x) σ(-x).
@@ -29,7 +30,7 @@ class RBM(AbstractEnergy):
     Shapes: ``weights (n_hidden, n)``, ``visible_bias (n,)``, ``hidden_bias (n_hidden,)``.
     """
 
-    n: int = eqx.field(static=True)
+    space: Spins
     n_hidden: int = eqx.field(static=True)
     hidden: Literal["spin", "bernoulli"] = eqx.field(static=True)
     weights: Float[Array, "m n"]
@@ -46,7 +47,7 @@ class RBM(AbstractEnergy):
         if self.weights.ndim != 2:
             raise ValueError(f"weights must have shape (n_hidden, n); got {self.weights.shape}")
         self.n_hidden, n = self.weights.shape
-        self.n = check_n(n)
+        self.space = Spins(n)
         if self.n_hidden < 1:
             raise ValueError(f"an RBM needs at least one hidden unit; got weights of shape {self.weights.shape}")
         if self.visible_bias.shape != (n,) or self.hidden_bias.shape != (self.n_hidden,):
@@ -61,7 +62,7 @@ class RBM(AbstractEnergy):
         bias_scale: float = 0.0, dtype=None,
     ) -> "RBM":
         """Weights i.i.d. ``N(0, scale²)``, biases i.i.d. ``N(0, bias_scale²)`` (zero by default)."""
-        n, n_hidden = check_n(n), positive_int("n_hidden", n_hidden)
+        n, n_hidden = Spins(n).n, positive_int("n_hidden", n_hidden)
         kw, ka, kb = jax.random.split(key, 3)
         dtype = dtype or jnp.result_type(float)
         return cls(

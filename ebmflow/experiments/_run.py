@@ -14,17 +14,16 @@ import optax
 import tqdm
 
 from .. import targets as targets_
-from .._effective import flatten
+from .._tree import flatten, take
 from ..analysis._fixed_point import fixed_point
 from ..analysis._stability import stability
+from ..dynamics._flow import flow_batch
+from ..dynamics._solution import code_message, result_codes, result_names
+from ..dynamics._summary import summarize
+from ..dynamics._train import train
 from ..energies import RBM, HigherOrderIsing, Ising, MLPEnergy, WalshModel
-from ..energies._base import take
-from ..flow._flow import flow_batch
-from ..flow._solution import RESULTS
-from ..flow._summary import summarize
-from ..flow._train import train
+from ..exact._target import Target
 from ..io._results import save, write_json
-from ..targets._target import Target
 from ._config import Experiment
 
 ANALYSIS_LIMIT = 4000  # parameters: dense Hessians above this are skipped in batch runs
@@ -143,7 +142,7 @@ def run_experiment(config: Experiment, out: str | Path, *, progress: bool = Fals
     metadata = dict(
         name=config.name, config=config.model_dump(), versions=versions(), seeds=seeds, scales=scales,
         dtype=config.dtype, target=target.description, arrays=ARRAYS,
-        result_names=list(RESULTS._name_to_item),
+        result_names=result_names(),
         float32_note="float32 is a speed option" if config.dtype == "float32" else "",
     )
     path = out / "results.npz"
@@ -194,7 +193,7 @@ def _gather(groups, target, config):
         delta=cat(lambda s: s.delta), coupling_error=cat(lambda s: s.coupling_error),
         coupling_norms=cat(lambda s: s.coupling_norms),
         target_coupling_norms=np.asarray(sols[0].target_coupling_norms[0]) if sols else np.zeros(0),
-        learning_times=cat(lambda s: s.learning_times(alpha)), result=cat(lambda s: s.result._value),
+        learning_times=cat(lambda s: s.learning_times(alpha)), result=cat(lambda s: result_codes(s.result)),
         t_final=cat(lambda s: s.t_final), num_steps=cat(lambda s: s.stats["num_steps"]),
         gradient_evaluations=cat(lambda s: s.stats["gradient_evaluations"]),
         hessian_evaluations=cat(lambda s: s.stats["hessian_evaluations"]),
@@ -262,7 +261,7 @@ def _summary(config, arrays, analyses, groups, meta) -> dict:
         refinement=analyses["refinements"][0] if analyses and config.analysis.refine else None,
         learning_times={str(k): float(taus[0, k]) for k in range(1, n + 1)} if taus.size else {},
         alpha=config.analysis.alpha,
-        result=RESULTS._index_to_message[int(arrays["result"][0])] or "successful" if arrays["result"].size else None,
+        result=code_message(arrays["result"][0]) if arrays["result"].size else None,
         wall_time_s=meta["wall_time_s"], versions=meta["versions"], dtype=config.dtype,
     )
     if len(groups) and config.batch.members > 1:

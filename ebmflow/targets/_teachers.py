@@ -11,8 +11,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._space import check_n
 from ..energies._ising import HigherOrderIsing, Ising
+from ..space import Spins
+
+
+def _sites(n) -> int:
+    return Spins(n).n
 
 
 def random_ising(
@@ -24,7 +28,7 @@ def random_ising(
     subsets of order ``k`` that carry a coupling, chosen uniformly at random.
     Example (problem F1): ``stds={1: 0.2, 2: 0.3/√n, 3: 0.5/n}``.
     """
-    n = check_n(n)
+    n = _sites(n)
     dtype = dtype or jnp.result_type(float)
     if not stds or any(not 1 <= k <= n for k in stds):
         raise ValueError(f"stds must map orders 1..{n} to standard deviations; got {dict(stds)}")
@@ -68,7 +72,7 @@ def ising_chain(
     n: int, beta: float, coupling: float = 1.0, field: float = 0.0, periodic: bool = True, dtype=None
 ) -> Ising:
     """1D ferromagnet at inverse temperature β: ``-E = β (J Σ s_i s_{i+1} + h Σ s_i)``."""
-    bonds = _grid_bonds(1, check_n(n), periodic)
+    bonds = _grid_bonds(1, _sites(n), periodic)
     return _ising_on_bonds(n, bonds, [beta * coupling] * len(bonds), beta * field, dtype)
 
 
@@ -76,14 +80,14 @@ def ising_grid(
     rows: int, cols: int, beta: float, coupling: float = 1.0, field: float = 0.0, periodic: bool = True, dtype=None
 ) -> Ising:
     """2D nearest-neighbour ferromagnet on a ``rows × cols`` grid at inverse temperature β."""
-    n = check_n(rows * cols)
+    n = _sites(rows * cols)
     bonds = _grid_bonds(rows, cols, periodic)
     return _ising_on_bonds(n, bonds, [beta * coupling] * len(bonds), beta * field, dtype)
 
 
 def edwards_anderson(key, rows: int, cols: int, beta: float, periodic: bool = True, dtype=None) -> Ising:
     """±J Edwards–Anderson spin glass on a 2D grid: bond signs uniform, ``-E = β Σ J_ij s_i s_j``."""
-    n = check_n(rows * cols)
+    n = _sites(rows * cols)
     bonds = _grid_bonds(rows, cols, periodic)
     signs = 2 * np.asarray(jax.random.bernoulli(key, 0.5, (len(bonds),))) - 1
     return _ising_on_bonds(n, bonds, beta * signs, 0.0, dtype)
@@ -91,7 +95,7 @@ def edwards_anderson(key, rows: int, cols: int, beta: float, periodic: bool = Tr
 
 def sparse_parity(n: int, sites, beta: float, dtype=None) -> HigherOrderIsing:
     """Sparse parity: ``p(s) ∝ exp(β Π_{i∈sites} s_i)``, a single coupling of order ``len(sites)``."""
-    n = check_n(n)
+    n = _sites(n)
     sites = tuple(int(i) for i in sites)
     if not sites or len(set(sites)) != len(sites) or not all(0 <= i < n for i in sites):
         raise ValueError(f"sites must be distinct indices in [0, {n}); got {sites}")

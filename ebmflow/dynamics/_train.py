@@ -7,10 +7,11 @@ import numpy as np
 import optax
 
 from .._checks import positive_int
-from .._exact import check_pair
-from ._flow import _solution
-from ._objective import Objective
-from ._solution import RESULTS, FlowSolution
+from .._objective import Objective
+from ..exact._divergence import check_pair
+from ..exact._sums import check_sum
+from ._flow import solution
+from ._solution import RESULTS, FlowSolution, raise_if_failed
 
 
 def save_steps(steps: int, num: int = 61) -> np.ndarray:
@@ -19,8 +20,8 @@ def save_steps(steps: int, num: int = 61) -> np.ndarray:
 
 
 @eqx.filter_jit
-def _train(model, target, optimizer, lengths, penalty, time_per_step, ts_steps, chunk_size):
-    objective = Objective(model, chunk_size)
+def _train(model, target, optimizer, lengths, penalty, time_per_step, ts_steps):
+    objective = Objective(model)
 
     def step(_, carry):
         theta, state = carry
@@ -43,12 +44,12 @@ def _train(model, target, optimizer, lengths, penalty, time_per_step, ts_steps, 
     steps = ts_steps[-1].astype(int)
     stats = dict(num_steps=steps, num_accepted_steps=steps, num_rejected_steps=jnp.zeros_like(steps),
                  gradient_evaluations=steps, hessian_evaluations=jnp.zeros_like(steps))
-    return _solution(objective, thetas, theta0, ts, target, penalty, t_final, code, stats)
+    return solution(objective, thetas, ts, target, penalty, t_final, code, stats)
 
 
 def train(
     model, target, optimizer: optax.GradientTransformation, steps: int, *, save_at=None, num_saves: int = 61,
-    penalty: float = 0.0, time_per_step: float = 1.0, throw: bool = True, chunk_size: int | None = None,
+    penalty: float = 0.0, time_per_step: float = 1.0, throw: bool = True,
 ) -> FlowSolution:
     """Train with an optax optimiser on the exact gradient of ``KL + (penalty/2)||θ||²``.
 
@@ -58,6 +59,7 @@ def train(
     explicit Euler scheme of the flow). Observables are those of `flow`.
     """
     target = check_pair(model, target)
+    check_sum(model, 2, "training")
     steps = positive_int("steps", steps)
     at = save_steps(steps, positive_int("num_saves", num_saves)) if save_at is None else np.asarray(save_at)
     if at.ndim != 1 or at.size == 0 or np.any(np.diff(at) <= 0) or at[0] < 0 or at[-1] > steps:
@@ -65,7 +67,5 @@ def train(
     dtype = target.probs.dtype
     lengths = jnp.asarray(np.diff(np.concatenate([[0], at])), jnp.int32)
     sol = _train(model, target, optimizer, lengths, jnp.asarray(penalty, dtype), jnp.asarray(time_per_step, dtype),
-                 jnp.asarray(at, dtype), chunk_size)
-    if throw and not bool(sol.ok):
-        raise RuntimeError(f"ebmflow: {sol.message} (pass throw=False to keep partial results)")
-    return sol
+                 jnp.asarray(at, dtype))
+    return raise_if_failed(sol, throw)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._solution import RESULTS, FlowSolution
+from ._solution import FlowSolution, result_codes, result_names
 
 
 def summarize(batch: FlowSolution, kl_eps: float = 1e-3, alpha: float = 0.1) -> dict:
@@ -16,8 +16,8 @@ def summarize(batch: FlowSolution, kl_eps: float = 1e-3, alpha: float = 0.1) -> 
     """
     ok = np.asarray(batch.ok)
     final_kl = np.asarray(batch.kl)[:, -1]
-    codes = np.asarray(batch.result._value)
-    results = {name: int((codes == item._value).sum()) for name, item in RESULTS._name_to_item.items()}
+    codes = result_codes(batch.result)
+    results = {name: int((codes == code).sum()) for code, name in enumerate(result_names())}
     taus = np.asarray(batch.learning_times(alpha))[ok]
     times = {}
     for k in range(1, taus.shape[-1]):

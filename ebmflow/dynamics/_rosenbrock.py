@@ -9,7 +9,7 @@ accurate, so its step grows with the time scale of the slowest active mode.
 On the reference problem it needs several times fewer steps than order-2
 methods at rtol 1e-6 (benchmarks/flow.py), and each step costs one Jacobian,
 whatever the number of stages. `ebmflow.flow` hands it the exact Hessian
-assembled from per-state gradients (`ebmflow._hessian`), several times cheaper
+assembled from per-state gradients (`ebmflow.exact._hessian`), several times cheaper
 than ``P`` forward derivatives of the gradient.
 """
 

@@ -1,24 +1,74 @@
-"""Result codes and the solution type shared by `flow` and `train`."""
+"""Result codes, the solution type shared by `flow` and `train`, and the one way results raise."""
 
+import warnings
+
+import diffrax as dfx
 import equinox as eqx
-import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
+with warnings.catch_warnings():
+    # Two inherited codes get wording for learning runs; equinox warns that it overrides their messages.
+    warnings.filterwarnings("ignore", "Enumeration has duplicate incompatible values", UserWarning)
 
-class RESULTS(eqxi.Enumeration):
-    """Outcome of a flow or a training run (one per batch member)."""
+    class RESULTS(dfx.RESULTS):  # pyright: ignore
+        """Outcome codes of flows, training runs and fixed-point refinements (one per batch member).
 
-    successful = ""
-    steady_state = "stopped at a steady state (||∇L|| <= steady_tol)"
-    max_steps_reached = "max_steps reached before t1: raise max_steps, or loosen rtol/atol"
-    nonfinite = (
-        "parameters became NaN or infinite: check the initial model and the target (with train: lower the "
-        "learning rate)"
-    )
-    solver_failed = "the ODE solver failed (step size underflow or a singular linear system): loosen rtol/atol"
+        Chained to diffrax's codes (which chain optimistix's and lineax's), as diffrax chains
+        optimistix's: a solver's code is `RESULTS.promote`d unchanged, with its own message.
+        """
+
+        max_steps_reached = "max_steps reached before t1: raise max_steps, or loosen rtol/atol"
+        nonfinite = (
+            "parameters became NaN or infinite: check the initial model and the target (with train: lower the "
+            "learning rate)"
+        )
+        steady_state = "stopped at a steady state (||∇L|| <= steady_tol)"
+        stalled = (
+            "Levenberg–Marquardt stopped making progress, so ||∇L|| goes no lower near this point (the gradient "
+            "runs along a nearly flat valley, or is at rounding level); flow longer or loosen tol"
+        )
+
+
+def result_codes(result: RESULTS) -> np.ndarray:
+    """The integer codes of a (batched) result, as stored in results files."""
+    return np.asarray(result._value)
+
+
+def result_names() -> list[str]:
+    """The name of every code, indexed by code."""
+    names = [""] * len(RESULTS)
+    for name, item in RESULTS._name_to_item.items():
+        names[int(item._value)] = name
+    return names
+
+
+def code_message(code: int) -> str:
+    """The message of an integer code; ``"successful"`` for success."""
+    return RESULTS._index_to_message[int(code)] or "successful"
+
+
+def describe(result: RESULTS) -> list[str]:
+    """The message of every entry of a (batched) result, flattened."""
+    return [code_message(c) for c in result_codes(result).reshape(-1)]
+
+
+def raise_if_failed(solution, throw: bool):
+    """``solution`` (with ``.ok`` and ``.message``), or, when ``throw``, an error naming its first failure.
+
+    Inside jit the error is an `eqx.error_if` on the returned solution.
+    """
+    if not throw:
+        return solution
+    if isinstance(solution.ok, jax.core.Tracer):
+        return eqx.error_if(solution, ~solution.ok, "ebmflow: the run failed; pass throw=False to inspect the result")
+    failed = ~np.atleast_1d(np.asarray(solution.ok))
+    if failed.any():
+        message = np.atleast_1d(solution.message)[failed][0]
+        raise RuntimeError(f"ebmflow: {message} (pass throw=False to keep partial results)")
+    return solution
 
 
 class FlowSolution(eqx.Module):
@@ -84,16 +134,10 @@ class FlowSolution(eqx.Module):
     @property
     def message(self) -> str | list[str]:
         """Human-readable outcome; a list for a batch."""
-        codes = np.asarray(self.result._value).reshape(-1)
         times = np.asarray(self.t_final).reshape(-1)
-        texts = [_describe(int(c), float(t)) for c, t in zip(codes, times)]
-        return texts[0] if np.ndim(self.result._value) == 0 else texts
-
-
-def _describe(code: int, t: float) -> str:
-    if code == 0:  # RESULTS.successful
-        return f"successful: reached t = {t:.6g}"
-    return f"{RESULTS._index_to_message[code]} (at t = {t:.6g})"
+        texts = [f"{text}: reached t = {t:.6g}" if text == "successful" else f"{text} (at t = {t:.6g})"
+                 for text, t in zip(describe(self.result), times)]
+        return texts[0] if np.ndim(result_codes(self.result)) == 0 else texts
 
 
 def _first_passage(ts, delta, alpha):

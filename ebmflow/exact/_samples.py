@@ -1,4 +1,4 @@
-"""Empirical targets from binary samples (arrays or files)."""
+"""Empirical distributions of binary samples (arrays or files); `Target.from_samples` makes targets of them."""
 
 import os
 from typing import Literal
@@ -6,8 +6,8 @@ from typing import Literal
 import jax.numpy as jnp
 import numpy as np
 
-from .._space import check_n, state_index
-from ._target import Target, check_target_size
+from .._budget import check_memory
+from ..space import Spins, state_index
 
 Encoding = Literal["auto", "01", "pm1"]
 
@@ -38,7 +38,7 @@ def to_spins(samples: np.ndarray, encoding: Encoding = "auto", spin_map: str = "
     x = np.asarray(samples)
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"samples must have shape (num_samples, n) with at least one sample; got {x.shape}")
-    check_n(x.shape[1])
+    Spins(x.shape[1])
     if encoding not in ("auto", "01", "pm1"):
         raise ValueError(f"encoding must be 'auto', '01' or 'pm1'; got {encoding!r}")
     if spin_map not in ("2v-1", "1-2v"):
@@ -59,10 +59,10 @@ def to_spins(samples: np.ndarray, encoding: Encoding = "auto", spin_map: str = "
     return (2 * v - 1 if spin_map == "2v-1" else 1 - 2 * v), encoding
 
 
-def from_samples(
+def empirical(
     samples, *, encoding: Encoding = "auto", pseudocount: float = 0.0, spin_map: str = "2v-1", dtype=None
-) -> Target:
-    """Empirical distribution of samples, ``p(s) = (count(s) + α) / (M + α 2**n)``.
+) -> tuple[jnp.ndarray, str]:
+    """Empirical distribution of samples, ``p(s) = (count(s) + α) / (M + α 2**n)``, and a description.
 
     ``samples``: an array ``(M, n)`` or a path to a ``.npy``/``.csv``/``.txt`` file.
     With ``pseudocount α = 0`` every state must be observed (a target must be
@@ -74,7 +74,7 @@ def from_samples(
     spins, encoding = to_spins(x, encoding, spin_map)
     m, n = spins.shape
     dtype = jnp.dtype(dtype or jnp.result_type(float))
-    check_target_size(n, dtype)
+    check_memory(f"a target over n={n} spins (2**{n} probabilities)", 2 * 2**n * dtype.itemsize)
     if not (np.isfinite(pseudocount) and pseudocount >= 0):
         raise ValueError(f"pseudocount must be a finite number >= 0; got {pseudocount!r}")
     counts = np.bincount(np.asarray(state_index(spins)), minlength=2**n).astype(np.float64)
@@ -88,4 +88,4 @@ def from_samples(
     how = "stated" if stated else "detected"
     mapping = "" if encoding == "pm1" else f", mapped by s = {spin_map}"
     note = f"{source}{m} samples, encoding {encoding} ({how}){mapping}, pseudocount {pseudocount:g}"
-    return Target(jnp.asarray(probs, dtype), note)
+    return jnp.asarray(probs, dtype), note

@@ -1,0 +1,4 @@
+"""The effective model: couplings of every order, moments, the coupling Jacobian and tangent kernel."""
+
+from ._couplings import couplings as couplings, moments as moments
+from ._jacobian import coupling_jacobian as coupling_jacobian, tangent_kernel as tangent_kernel
