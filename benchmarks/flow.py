@@ -59,10 +59,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from ebmflow import save_times
-from ebmflow._objective import Objective
 
 import ebmflow
+from ebmflow import save_times
+from ebmflow._objective import Objective
 
 N, N_HIDDEN, SCALE = 8, 16, 0.01
 T1, RTOL, ATOL, NUM_SAVES = 1e5, 1e-6, 1e-9, 61

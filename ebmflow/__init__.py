@@ -48,16 +48,22 @@ from .dynamics import (
 )
 from .effective import (
     coupling_jacobian as coupling_jacobian,
+    coupling_tensor as coupling_tensor,
     couplings as couplings,
     moments as moments,
+    rbm_couplings as rbm_couplings,
     tangent_kernel as tangent_kernel,
 )
 from .energies import (
     RBM as RBM,
     AbstractEnergy as AbstractEnergy,
+    AbstractRBM as AbstractRBM,
+    CouplingModel as CouplingModel,
     HigherOrderIsing as HigherOrderIsing,
     Ising as Ising,
     MLPEnergy as MLPEnergy,
+    PottsPairwise as PottsPairwise,
+    PottsRBM as PottsRBM,
     WalshModel as WalshModel,
 )
 from .exact import (
@@ -70,9 +76,10 @@ from .exact import (
     nll as nll,
     probs as probs,
 )
-from .io import load as load
+from .io import load as load, load_rbm as load_rbm
 from .space import (
     AbstractStateSpace as AbstractStateSpace,
+    Potts as Potts,
     Spins as Spins,
     all_states as all_states,
     couplings_of_order as couplings_of_order,

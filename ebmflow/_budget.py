@@ -134,7 +134,7 @@ def check_states(what: str, states: int, work_per_state: int = 1) -> None:
     """
     budget = state_budget()
     if states > budget:
-        seconds = states * max(work_per_state, 1) / evaluation_rate()
+        seconds = float(min(states * max(work_per_state, 1), 10**300)) / evaluation_rate()
         raise ComputeBudgetError(
             f"{what} sums over {states:.4g} states, over the budget of {budget:.4g} states per exact sum: at this "
             f"machine's measured rate it would take roughly {format_seconds(seconds)} per pass. Use fewer sites, "

@@ -48,7 +48,7 @@ def test_bad_sample_shapes_and_options():
         ebmflow.Target.from_samples(np.array([0, 1, 1, 0]))
     with pytest.raises(ValueError, match=r"at least one sample; got \(0, 3\)"):
         ebmflow.Target.from_samples(np.zeros((0, 3)))
-    with pytest.raises(ValueError, match="encoding must be 'auto', '01' or 'pm1'; got 'bits'"):
+    with pytest.raises(ValueError, match="encoding must be 'auto', '01', 'pm1' or 'colours'; got 'bits'"):
         ebmflow.Target.from_samples(np.array([[0, 1]]), encoding="bits")
     with pytest.raises(ValueError, match="spin_map must be '2v-1' or '1-2v'; got 'v'"):
         ebmflow.Target.from_samples(np.array([[0, 1]]), spin_map="v")
@@ -232,10 +232,12 @@ def test_bad_chunk_size(chunk_size):
 def test_n_beyond_enumeration():
     with pytest.raises(ValueError, match=r"number of spins n must be a positive int; got 0"):
         ebmflow.all_states(0)
-    with pytest.raises(ValueError, match=r"n=49 spins is beyond exact enumeration.*n <= 48"):
+    with pytest.raises(ValueError, match=r"Spins\(n=49, .*\) has 2\*\*49 states, beyond exact enumeration.*2\*\*48"):
         ebmflow.all_states(49)
-    with pytest.raises(ValueError, match=r"n=49 spins is beyond exact enumeration"):
-        ebmflow.HigherOrderIsing(49, [1], np.zeros(1))
+    # Models of any size exist (large-N couplings need them); their exact sums are refused by the budgets.
+    model = ebmflow.HigherOrderIsing(49, [1], np.zeros(1))
+    with pytest.raises(ebmflow.ComputeBudgetError, match=r"log_partition for n=49 sums over 5\.629e\+14 states"):
+        ebmflow.log_partition(model)
 
 
 def test_n_beyond_the_default_memory_budget():
@@ -290,6 +292,73 @@ def test_memory_sizes():
     for bad in (0, -1, "0"):
         with pytest.raises(ValueError, match=rf"memory size must be positive; got {bad!r}: use a positive size"):
             ebmflow.set_memory_budget(bad)
+
+
+@pytest.fixture
+def state_budget():
+    """Sets the state budget for one test and always restores the default."""
+    try:
+        yield ebmflow.set_state_budget
+    finally:
+        ebmflow.set_state_budget(None)
+
+
+def test_sums_beyond_the_state_budget_are_refused_at_once(state_budget):
+    """n = 40 is 2**40 states, over the default 2**32: refused before any work, with a time estimate."""
+    import time
+
+    model = ebmflow.RBM(np.zeros((40, 40)), np.zeros(40), np.zeros(40))
+    start = time.perf_counter()
+    with pytest.raises(ebmflow.ComputeBudgetError, match=r"log_partition for n=40 sums over 1\.1e\+12 states, over "
+                       r"the budget of 4\.295e\+09 states .* roughly .* per pass.*set_state_budget"):
+        ebmflow.log_partition(model)
+    assert time.perf_counter() - start < 5
+    assert ebmflow.state_budget() == 2**32 and issubclass(ebmflow.ComputeBudgetError, ValueError)
+    state_budget(2**10)
+    small = ebmflow.Ising(np.zeros(11), np.zeros(55))
+    for call in (lambda: ebmflow.kl(small, _target(11)), lambda: ebmflow.couplings(small),
+                 lambda: ebmflow.flow(small, _target(11), 1.0), lambda: ebmflow.stability(small, _target(11))):
+        with pytest.raises(ebmflow.ComputeBudgetError, match=r"sums over 2048 states, over the budget of 1024"):
+            call()
+    np.testing.assert_allclose(ebmflow.log_partition(ebmflow.Ising(np.zeros(10), np.zeros(45))), 10 * np.log(2),
+                               rtol=1e-14)
+    for bad in (0, -3, "many", -1.0, True):
+        with pytest.raises(ValueError, match="the state budget must be a positive number of states"):
+            state_budget(bad)
+
+
+def test_state_budget_from_the_environment(monkeypatch):
+    monkeypatch.setenv("EBMFLOW_STATE_BUDGET", "2e3")
+    assert ebmflow.state_budget() == 2000
+    monkeypatch.setenv("EBMFLOW_STATE_BUDGET", "lots")
+    with pytest.raises(ValueError, match=r"variable EBMFLOW_STATE_BUDGET must be a positive number.*'lots'"):
+        ebmflow.state_budget()
+    monkeypatch.setenv("EBMFLOW_MEMORY_BUDGET", "lots")
+    with pytest.raises(ValueError, match=r"cannot read the environment variable EBMFLOW_MEMORY_BUDGET 'lots'"):
+        ebmflow.memory_budget()
+
+
+def test_a_sum_over_2_to_the_36_states_builds_nothing_of_the_number_of_chunks(state_budget):
+    """Traced only (not run): every array in the program is at most a chunk's work, not O(2**26 chunks)."""
+    import equinox as eqx
+
+    from ebmflow.exact._sums import streamed_log_partition
+
+    state_budget(2**40)
+    model = ebmflow.RBM(np.zeros((4, 36)), np.zeros(36), np.zeros(4))
+    jaxpr = eqx.filter_make_jaxpr(lambda m: streamed_log_partition(m)[0])(model)[0]
+
+    def sizes(jaxpr):
+        for eqn in jaxpr.eqns:
+            yield from (int(np.prod(v.aval.shape)) for v in eqn.outvars if hasattr(v.aval, "shape"))
+            for param in eqn.params.values():  # the bodies of scan, remat, ...
+                if isinstance(param, jax.extend.core.ClosedJaxpr):
+                    param = param.jaxpr
+                if isinstance(param, jax.extend.core.Jaxpr):
+                    yield from sizes(param)
+
+    found = list(sizes(jaxpr.jaxpr))
+    assert len(found) > 50 and max(found) <= 1024 * 36
 
 
 def test_dense_objects_are_refused_beyond_the_budget(budget):

@@ -1,6 +1,13 @@
 """Fixed points and their stability (THEORY §4–5)."""
 
 from ._batch import classify_batch as classify_batch
+from ._contacts import (
+    apc as apc,
+    frobenius_scores as frobenius_scores,
+    ppv as ppv,
+    ranked_pairs as ranked_pairs,
+    read_contacts as read_contacts,
+)
 from ._fixed_point import FixedPoint as FixedPoint, fixed_point as fixed_point
 from ._known_points import (
     duplicate_units as duplicate_units,

@@ -13,7 +13,6 @@ from ..effective._couplings import model_couplings
 from ..effective._jacobian import check_jacobian_fits, jacobian
 from ..exact._divergence import check_pair
 from ..exact._sums import all_neg_energies, check_sum
-from ..space import fwht
 from ._spectrum import dense_hessian, lanczos_extremes
 
 
@@ -98,26 +97,26 @@ def _rank(g: np.ndarray, rtol: float) -> tuple[int, np.ndarray]:
     return int((sigma > rtol * sigma[0]).sum()) if sigma.size and sigma[0] > 0 else 0, sigma
 
 
-def gauss_newton(g: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """``Gᵀ C G`` with ``C_ST = <χ_S χ_T> - <χ_S><χ_T> = m_{S xor T} - m_S m_T`` (``S, T ≠ ∅``), ``(P, P)``.
+def gauss_newton(g: np.ndarray, p: np.ndarray, space) -> np.ndarray:
+    """``Gᵀ C G`` with ``C_kl = <φ_k φ_l> - <φ_k><φ_l>`` under ``p`` (``k, l ≠ 0``), ``(P, P)``, never forming ``C``.
 
-    ``Σ_T m_{S xor T} G_T`` is an XOR convolution: ``fwht(p ⊙ fwht(G))`` with ``p = fwht(m) / 2**n``.
-    So ``C``, ``(2**n - 1)²`` numbers, is never formed: O(P 2**n) memory instead of O(4**n).
+    With ``A = Φ G`` (``Φ[v, k] = φ_k(v)``; each column of ``G`` taken back to a function of the
+    state by `values`), ``Gᵀ C G = Aᵀ diag(p) A - (pᵀA)ᵀ(pᵀA)``: O(P q**n) memory, like ``G``,
+    instead of the ``(q**n - 1)²`` numbers of ``C``, for spins and colours alike.
     """
-    g_full = np.vstack([np.zeros((1, g.shape[1])), g])  # G_∅ = 0: the sums skip S, T = ∅
-    p = np.asarray(fwht(m)) / m.shape[0]
-    xor_conv = np.asarray(fwht(p * np.asarray(fwht(g_full.T))))  # (P, 2**n): Σ_T m_{S xor T} G_T, transposed
-    g_m = g_full.T @ m
-    return g_full.T @ xor_conv.T - np.outer(g_m, g_m)
+    g_full = np.vstack([np.zeros((1, g.shape[1])), g])  # G_0 = 0: the sums skip k, l = 0
+    a = np.asarray(space.values(jnp.asarray(g_full.T))).T  # (q**n, P)
+    a_mean = p @ a
+    return (a * p[:, None]).T @ a - np.outer(a_mean, a_mean)
 
 
 @eqx.filter_jit
 def _point(model, target, penalty):
-    """KL, ``||∇L||`` and the moments of model and target at one point, in one compiled call."""
+    """KL, ``||∇L||``, ``p_θ`` and the moments of model and target at one point, in one compiled call."""
     objective = Objective(model)
     observed = objective.observe(objective.theta0[None], target, penalty)
-    m_model = model.space.transform(jax.nn.softmax(all_neg_energies(model)))
-    return observed["kl"][0], observed["grad_norm"][0], m_model, model.space.transform(target.probs)
+    p_model, transform = jax.nn.softmax(all_neg_energies(model)), model.space.transform
+    return observed["kl"][0], observed["grad_norm"][0], p_model, transform(p_model), transform(target.probs)
 
 
 _jacobian = eqx.filter_jit(jacobian)
@@ -154,7 +153,7 @@ def stability(
     key = jax.random.key(0) if key is None else key
     theta, unflatten = flatten(model)
     pen = jnp.asarray(penalty, target.probs.dtype)
-    kl_value, grad_norm, m_model, m_data = (np.asarray(x) for x in _point(model, target, pen))
+    kl_value, grad_norm, p_model, m_model, m_data = (np.asarray(x) for x in _point(model, target, pen))
     kl_value, grad_norm = float(kl_value), float(grad_norm)
     mismatch = np.asarray(model.space.order_norms(m_model - m_data))
     if grad_norm > grad_tol:
@@ -183,14 +182,14 @@ def stability(
     return StabilityReport(
         method="dense", eigenvalues=lam, eigenvectors=vec if eigenvectors else None,
         n_stable=int((lam > t).sum()), n_neutral=int(neutral_vecs.shape[1]), n_unstable=int((lam < -t).sum()),
-        decomposition=_decomposition(model, h, g, m_model, m_data, penalty),
+        decomposition=_decomposition(model, h, g, p_model, m_model, m_data, penalty),
         neutral=_neutral(theta, unflatten, g, neutral_vecs, epsilons), **common,
     )
 
 
-def _decomposition(model, h, g, m_model, m_data, penalty) -> dict:
+def _decomposition(model, h, g, probs, m_model, m_data, penalty) -> dict:
     """Norms in ``∇²L = GᵀCG + Σ_S g_S ∇²J_S + penalty·I``."""
-    gn = gauss_newton(g, m_model)
+    gn = gauss_newton(g, np.asarray(probs), model.space)
     curvature = np.asarray(_curvature(model, jnp.asarray(m_model - m_data)[1:]))
     residual = h - gn - curvature - penalty * np.eye(h.shape[0])
     norm = np.linalg.norm(h)

@@ -3,6 +3,7 @@
     ebmflow demo --out DIR          the embedded default experiment
     ebmflow run EXPERIMENT.toml --out DIR
     ebmflow plot DIR                regenerate every figure from DIR/results.npz
+    ebmflow couplings MODEL.h5 --out DIR    effective couplings of an RBM trained elsewhere
 """
 
 import argparse
@@ -12,7 +13,14 @@ import tomllib
 from pathlib import Path
 
 import ebmflow as ef
-from ebmflow.experiments import ConfigError, load_experiment, parse_experiment, run_experiment
+from ebmflow.experiments import (
+    ConfigError,
+    CouplingsJob,
+    load_experiment,
+    parse_experiment,
+    run_couplings,
+    run_experiment,
+)
 from ebmflow.io import load, plot_all
 
 
@@ -71,6 +79,51 @@ def _plot(args) -> int:
     return 0
 
 
+def _site_list(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x.strip())
+
+
+def _triplets(text: str) -> tuple[tuple[int, int, int], ...]:
+    """``"0,1,2;3,4,5"`` (0-based sites) -> ((0, 1, 2), (3, 4, 5))."""
+    triplets = tuple(_site_list(t) for t in text.split(";") if t.strip())
+    if any(len(t) != 3 for t in triplets):
+        raise argparse.ArgumentTypeError(f"triplets are written 'i,j,k;i,j,k' (0-based sites); got {text!r}")
+    return triplets
+
+
+def _gap(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--gap takes a colour number or 'none'; got {text!r}") from None
+
+
+def _couplings(args) -> int:
+    job = CouplingsJob(
+        model=args.model, orders=args.orders, triplets=args.triplets, update=args.update, layout=args.layout,
+        method=args.method, tau=args.tau, nodes=args.nodes, gap=args.gap,
+        contacts=args.contacts, cutoff=args.cutoff, index_base=args.index_base, min_separation=args.min_separation,
+        dtype=args.dtype,
+    )
+    log = (lambda *a, **k: None) if args.quiet else print
+    summary = run_couplings(job, args.out, progress=not args.quiet and sys.stderr.isatty(), log=log,
+                            formats=("png", "pdf") if args.pdf else ("png",))
+    if not args.quiet:
+        print(f"\n{summary['model_type']} with n = {summary['n']} sites, q = {summary['q']}, "
+              f"{summary['n_hidden']} hidden units: method {summary['method']}"
+              + (f", {summary['quadrature_nodes']} quadrature nodes" if "quadrature_nodes" in summary else ""))
+        for i, j, score in summary.get("top_pairs", [])[:5]:
+            print(f"  pair ({i}, {j}): APC score {score:.4g}")
+        if "ppv" in summary:
+            print("  PPV: " + ", ".join(f"{k} {v:.3f}" for k, v in summary["ppv"].items()))
+        print(f"  wall time {summary['wall_time_s']:.1f} s; {Path(args.out) / 'couplings.npz'}, "
+              f"{Path(args.out) / 'summary.json'}")
+        print("  figures: " + ", ".join(summary["figures"]))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ebmflow", description="Exact learning dynamics of energy-based models.")
     parser.add_argument("--version", action="version", version=f"ebmflow {ef.__version__}")
@@ -88,6 +141,26 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("results", help="a folder holding results.npz, or the file")
     plot.add_argument("--pdf", action="store_true")
     plot.set_defaults(run=_plot)
+    cp = commands.add_parser("couplings", help="effective couplings of an RBM read from an HDF5 file")
+    cp.add_argument("model", help="an HDF5 model file (rbms package, or the papers' layouts)")
+    cp.add_argument("--out", required=True, help="output folder (created)")
+    cp.add_argument("--orders", type=_site_list, default=(1, 2), help="orders to compute: 1, 2, 3 (default 1,2)")
+    cp.add_argument("--triplets", type=_triplets, default=(), help="order-3 site triplets, 'i,j,k;i,j,k' (0-based)")
+    cp.add_argument("--update", type=int, help="the checkpoint to read (default: the last)")
+    cp.add_argument("--layout", choices=("auto", "rbms", "couplings_inference"), default="auto",
+                    help="orientation of a Potts file without model_type")
+    cp.add_argument("--method", choices=("gauss", "mixture", "exact"), default="gauss")
+    cp.add_argument("--tau", type=float, default=2.5, help="outlier z-score threshold of --method mixture")
+    cp.add_argument("--nodes", type=int, help="quadrature nodes (default: fitted to the model)")
+    cp.add_argument("--gap", type=_gap, default=0, help="colour left out of the contact scores (default 0), or 'none'")
+    cp.add_argument("--contacts", help="contact map: .npy distances/booleans (n, n), or text 'i j [distance]'")
+    cp.add_argument("--cutoff", type=float, default=7.5, help="contact distance cutoff (default 7.5)")
+    cp.add_argument("--index-base", type=int, default=1, help="site numbering of a text contact file (default 1)")
+    cp.add_argument("--min-separation", type=int, default=6, help="rank pairs with |i - j| >= this (default 6)")
+    cp.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    cp.add_argument("--quiet", action="store_true", help="print nothing, no progress bars")
+    cp.add_argument("--pdf", action="store_true", help="also write PDF figures")
+    cp.set_defaults(run=_couplings)
     return parser
 
 

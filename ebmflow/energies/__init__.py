@@ -1,4 +1,6 @@
 from ._base import AbstractEnergy as AbstractEnergy
-from ._ising import HigherOrderIsing as HigherOrderIsing, Ising as Ising, WalshModel as WalshModel
+from ._coupling_model import CouplingModel as CouplingModel, WalshModel as WalshModel
+from ._ising import HigherOrderIsing as HigherOrderIsing, Ising as Ising
 from ._mlp import MLPEnergy as MLPEnergy
-from ._rbm import RBM as RBM
+from ._potts_pairwise import PottsPairwise as PottsPairwise
+from ._rbm import RBM as RBM, AbstractRBM as AbstractRBM, PottsRBM as PottsRBM

@@ -1,7 +1,6 @@
 """Ising models: pairwise (fully visible Boltzmann machine) and higher order."""
 
 import itertools
-import math
 from typing import ClassVar
 
 import equinox as eqx
@@ -10,7 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._budget import check_memory
 from .._tree import as_parameter
 from ..space import Spins
 from ._base import AbstractEnergy
@@ -149,55 +147,3 @@ class HigherOrderIsing(AbstractEnergy):
     def neg_energy_chunk(self, features, s_hi):
         k = self.n - s_hi.shape[0]
         return _parity(s_hi, _masks(self.subsets, self.n)[:, k:]) @ features
-
-
-def all_parities(s: Float[Array, "*batch n"]) -> Float[Array, "*batch 2**n"]:
-    """``χ_S(s)`` for every subset ``S`` in bitmask order (Kronecker products of ``(1, s_i)``)."""
-    chi = jnp.ones((*s.shape[:-1], 1), s.dtype)
-    for i in range(s.shape[-1]):
-        chi = jnp.concatenate([chi, chi * s[..., i : i + 1]], axis=-1)
-    return chi
-
-
-class WalshModel(AbstractEnergy):
-    """The full generalised Ising model, parametrised by all ``2**n - 1`` Walsh couplings.
-
-    ``-E(s) = Σ_{S≠∅} J_S χ_S(s)`` with ``couplings[S-1] = J_S``. Its coupling
-    Jacobian is the identity, so its flow is convex (THEORY §3).
-    """
-
-    linear_in_parameters: ClassVar[bool] = True
-    space: Spins
-    couplings: Float[Array, " 2**n-1"]
-
-    def __init__(self, couplings):
-        self.couplings = as_parameter(couplings)
-        size = self.couplings.shape[0] + 1 if self.couplings.ndim == 1 else 0
-        if size < 2 or size & (size - 1):
-            raise ValueError(f"WalshModel needs 2**n - 1 couplings for some n >= 1; got shape {self.couplings.shape}")
-        self.space = Spins(int(math.log2(size)))
-
-    @classmethod
-    def init(cls, key, n: int, scale: float = 0.01, dtype=None) -> "WalshModel":
-        """Couplings i.i.d. ``N(0, scale²)``."""
-        dtype = dtype or jnp.result_type(float)
-        check_memory(f"WalshModel couplings for n={Spins(n).n} (2**n - 1 parameters)", 2**n * jnp.dtype(dtype).itemsize)
-        return cls(scale * jax.random.normal(key, (2**n - 1,), dtype))
-
-    @property
-    def width(self) -> int:
-        return 2 ** ((self.n + 1) // 2)
-
-    def _full(self):
-        return jnp.concatenate([jnp.zeros(1, self.couplings.dtype), self.couplings])
-
-    def energy(self, s):
-        return -(all_parities(s) @ self._full())
-
-    def lo_features(self, s_lo):
-        # χ_S(s) = χ_{S_hi}(s_hi) χ_{S_lo}(s_lo) with S = S_hi * 2**k + S_lo: sum over S_lo once, (2**(n-k), l).
-        k = s_lo.shape[1]
-        return self._full().reshape(2 ** (self.n - k), 2**k) @ all_parities(s_lo).T
-
-    def neg_energy_chunk(self, features, s_hi):
-        return all_parities(s_hi) @ features

@@ -42,11 +42,15 @@ def nll_and_grad(model: AbstractEnergy, weights: Float[Array, " states"]):
     space, dtype = model.space, model_dtype(model)
     params, static = eqx.partition(model, eqx.is_inexact_array)
     lo = space.lo_states(dtype)
-    features, features_vjp = jax.vjp(lambda p: eqx.combine(p, static).lo_features(lo), params)
+    # Only the floating features carry gradients (Potts energies may pass colours, ints, through).
+    features, features_vjp, fixed = jax.vjp(
+        lambda p: eqx.partition(eqx.combine(p, static).lo_features(lo), eqx.is_inexact_array), params, has_aux=True
+    )
 
     def chunk(index):
         hi = space.hi_state(index, dtype)
-        return jax.vjp(lambda p, f: eqx.combine(p, static).neg_energy_chunk(f, hi), params, features)
+        return jax.vjp(lambda p, f: eqx.combine(p, static).neg_energy_chunk(eqx.combine(f, fixed), hi), params,
+                       features)
 
     pull = lambda vjp, cotangent: vjp(cotangent)  # noqa: E731
     r = reduce(space, chunk, weights, model_term=pull, data_term=pull, dtype=dtype)

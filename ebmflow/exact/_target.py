@@ -60,18 +60,27 @@ class Target(eqx.Module):
 
     @classmethod
     def from_samples(
-        cls, samples, *, encoding: Encoding = "auto", pseudocount: float = 0.0, spin_map: str = "2v-1", dtype=None
+        cls, samples, *, q: int | None = None, encoding: Encoding = "auto", pseudocount: float = 0.0,
+        spin_map: str = "2v-1", weights=None, dtype=None,
     ) -> "Target":
-        """Empirical distribution of binary samples, ``p(s) = (count(s) + α) / (M + α 2**n)``.
+        """The (weighted) empirical distribution ``p(v) = (Σ_m w_m [v_m = v] + α) / (Σ_m w_m + α q**n)``.
 
-        ``samples``: an array ``(M, n)`` or a path to a ``.npy``/``.csv``/``.txt`` file, entries
-        {0,1} or ±1 (``encoding``: ``"01"``, ``"pm1"`` or ``"auto"``, detected). {0,1} data map
-        to spins by ``spin_map`` (``"2v-1"``, matching `RBM.from_bernoulli`, or ``"1-2v"``).
+        ``samples``: an array ``(M, n)`` or a path to a ``.npy``/``.csv``/``.txt`` file.
+
+        - Binary data (the default): entries {0,1} or ±1 (``encoding``: ``"01"``, ``"pm1"`` or
+          ``"auto"``, detected); {0,1} map to spins by ``spin_map`` (``"2v-1"``, matching
+          `RBM.from_bernoulli`, or ``"1-2v"``). The target is over ``Spins(n)``.
+        - Colours: integers ``0..q-1``, with ``q`` given, or ``encoding="colours"`` to infer ``q``
+          as the largest colour + 1. The target is over ``Potts(n, q)``. A colour ``>= q`` or a
+          non-integer is an error naming its row and column.
+
+        ``weights``: one non-negative weight per sample (e.g. alignment reweighting; default 1).
         With ``pseudocount α = 0`` every state must be observed (a target must be strictly
         positive). The description reports the encoding and whether it was detected.
         """
-        probs, note = empirical(samples, encoding=encoding, pseudocount=pseudocount, spin_map=spin_map, dtype=dtype)
-        return cls(probs, note)
+        probs, space, note = empirical(samples, q=q, encoding=encoding, pseudocount=pseudocount, spin_map=spin_map,
+                                       weights=weights, dtype=dtype)
+        return cls(probs, note, space=space)
 
     @classmethod
     def from_model(cls, model) -> "Target":

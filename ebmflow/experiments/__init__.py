@@ -6,6 +6,7 @@ from ._config import (
     load_experiment as load_experiment,
     parse_experiment as parse_experiment,
 )
+from ._couplings_job import CouplingsJob as CouplingsJob, run_couplings as run_couplings
 from ._run import (
     Outcome as Outcome,
     build_model as build_model,

@@ -1,11 +1,19 @@
 """Experiment files: a TOML schema, validated before any computation."""
 
+import dataclasses
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+from ..dynamics._options import FlowOptions
+
+# Floats in experiment files are finite: inf and NaN are refused with the key's name.
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+_FLOW = FlowOptions()  # the defaults of the flow's options, defined once
 
 
 class _Section(BaseModel):
@@ -14,34 +22,58 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class ModelConfig(_Section):
-    """``[model]``: the student energy, initialised with weight std ``scale``."""
+SPIN_MODELS = ("rbm", "ising", "higher_order_ising", "walsh")
+POTTS_MODELS = ("potts_rbm", "potts_pairwise")
+SPIN_TARGETS = ("random_ising", "ising_chain", "ising_grid", "edwards_anderson", "sparse_parity")
+POTTS_TARGETS = ("random_potts", "blume_capel", "alignment")
 
-    type: Literal["rbm", "ising", "higher_order_ising", "mlp", "walsh"] = "rbm"
+
+class ModelConfig(_Section):
+    """``[model]``: the student energy, initialised with weight std ``scale``.
+
+    Over spins by default; ``q`` colours per site (Potts variables) for ``potts_rbm``,
+    ``potts_pairwise``, and ``mlp`` or ``coupling_model`` (every coupling free) with ``q`` set.
+    """
+
+    type: Literal["rbm", "ising", "higher_order_ising", "mlp", "walsh", "potts_rbm", "potts_pairwise",
+                  "coupling_model"] = "rbm"
     n: Annotated[int, Field(ge=1, le=30)]
+    q: Annotated[int, Field(ge=2, le=64)] | None = None
     n_hidden: PositiveInt = 16
     hidden: Literal["spin", "bernoulli"] = "spin"
     max_order: PositiveInt = 2
     widths: list[PositiveInt] = [32, 32]
     activation: Literal["tanh", "relu", "gelu", "silu", "softplus", "sigmoid"] = "tanh"
     scale: PositiveFloat = 0.01
-    bias_scale: Annotated[float, Field(ge=0)] = 0.0
+    bias_scale: NonNegativeFloat = 0.0
 
 
 class TargetConfig(_Section):
-    """``[target]``: a synthetic teacher, or samples from a file."""
+    """``[target]``: a synthetic teacher, samples from a file, or columns of an alignment.
 
-    type: Literal["random_ising", "ising_chain", "ising_grid", "edwards_anderson", "sparse_parity", "samples"]
+    Over colours: ``random_potts`` (``stds`` per order, ``density``), ``blume_capel`` (q = 3;
+    ``beta``, ``j2``, ``j3``, ``periodic``), ``alignment`` (``path`` to FASTA/A2M, ``alphabet``,
+    ``columns``, reweighting ``threshold``) and ``samples`` of integer colours (``q`` of the model).
+    """
+
+    type: Literal["random_ising", "ising_chain", "ising_grid", "edwards_anderson", "sparse_parity", "samples",
+                  "random_potts", "blume_capel", "alignment"]
     seed: int = 0
-    stds: dict[str, PositiveFloat] = {"1": 0.2, "2": 0.1, "3": 0.06}  # order -> std (random_ising)
-    density: Annotated[float, Field(gt=0, le=1)] = 1.0
-    beta: float = 0.5
+    stds: dict[str, PositiveFloat] = {"1": 0.2, "2": 0.1, "3": 0.06}  # order -> std (random_ising, random_potts)
+    density: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1.0
+    beta: Annotated[float, Field(allow_inf_nan=False)] = 0.5
     rows: PositiveInt = 2
     cols: PositiveInt = 4
     sites: list[Annotated[int, Field(ge=0)]] = [0, 1, 2]
     path: str | None = None
-    encoding: Literal["auto", "01", "pm1"] = "auto"
-    pseudocount: Annotated[float, Field(ge=0)] = 0.5
+    encoding: Literal["auto", "01", "pm1", "colours"] = "auto"
+    pseudocount: NonNegativeFloat = 0.5
+    j2: Annotated[float, Field(allow_inf_nan=False)] = 1.0
+    j3: Annotated[float, Field(allow_inf_nan=False)] = 0.0
+    periodic: bool = True
+    alphabet: str = "protein"
+    columns: list[Annotated[int, Field(ge=0)]] | None = None
+    threshold: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = 0.8
 
     @pydantic.field_validator("stds")
     @classmethod
@@ -53,19 +85,24 @@ class TargetConfig(_Section):
 
 
 class DynamicsConfig(_Section):
-    """``[dynamics]``: the exact flow, or discrete training with an optax optimiser."""
+    """``[dynamics]``: the exact flow (options and defaults of `FlowOptions`), or discrete training."""
 
     method: Literal["flow", "train"] = "flow"
     t1: PositiveFloat = 1e4
-    num_saves: PositiveInt = 61
-    rtol: PositiveFloat = 1e-6
-    atol: PositiveFloat = 1e-9
-    steady_tol: PositiveFloat | None = None
-    penalty: Annotated[float, Field(ge=0)] = 0.0
-    max_steps: PositiveInt = 100_000
+    num_saves: PositiveInt = _FLOW.num_saves
+    rtol: PositiveFloat = _FLOW.rtol
+    atol: PositiveFloat = _FLOW.atol
+    steady_tol: PositiveFloat | None = _FLOW.steady_tol
+    penalty: NonNegativeFloat = _FLOW.penalty
+    max_steps: PositiveInt = _FLOW.max_steps
     optimizer: Literal["sgd", "momentum", "adam"] = "sgd"
     learning_rate: PositiveFloat = 0.05
     steps: PositiveInt = 10_000
+
+    def flow_options(self, **extra) -> dict:
+        """The `FlowOptions` this section sets, as keywords of `flow_batch` (plus ``extra``)."""
+        names = {field.name for field in dataclasses.fields(FlowOptions)} & set(type(self).model_fields)
+        return {name: getattr(self, name) for name in sorted(names)} | extra
 
 
 class BatchConfig(_Section):
@@ -81,7 +118,7 @@ class AnalysisConfig(_Section):
 
     stability: bool = True
     refine: bool = True  # refine each endpoint with fixed_point before the stability analysis
-    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    alpha: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.1
     kl_eps: PositiveFloat = 1e-3
 
 
@@ -104,12 +141,30 @@ class Experiment(_Section):
             raise ValueError(f"target rows × cols = {target.rows} × {target.cols} must equal model.n = {n}")
         if target.type == "samples" and target.path is None:
             raise ValueError("target.type = 'samples' needs target.path (a .npy, .csv or .txt file)")
+        if target.type == "alignment" and (target.path is None or target.columns is None):
+            raise ValueError("target.type = 'alignment' needs target.path (FASTA/A2M) and target.columns (model.n "
+                             "columns: exact targets enumerate q**n states)")
+        if target.type == "alignment" and len(target.columns) != n:
+            raise ValueError(f"target.columns has {len(target.columns)} entries; model.n is {n}")
+        q = self.model.q
+        potts_model = self.model.type in POTTS_MODELS or q is not None
+        if self.model.type in POTTS_MODELS and q is None:
+            raise ValueError(f"model.type = {self.model.type!r} needs model.q, the number of colours")
+        if self.model.type in SPIN_MODELS and q is not None:
+            raise ValueError(f"model.type = {self.model.type!r} is over spins; remove model.q = {q}")
+        if target.type in SPIN_TARGETS and potts_model:
+            raise ValueError(f"target.type = {target.type!r} is over spins but the model has q = {q} colours")
+        if target.type in POTTS_TARGETS and not potts_model:
+            raise ValueError(f"target.type = {target.type!r} is over colours: set model.q (and a Potts model type)")
+        if target.type == "blume_capel" and q != 3:
+            raise ValueError(f"target.type = 'blume_capel' has q = 3 colours; model.q is {q}")
         if target.type == "sparse_parity" and any(i >= n for i in target.sites):
             raise ValueError(f"target.sites must be below model.n = {n}; got {target.sites}")
-        if target.type == "random_ising" and any(int(k) > n for k in target.stds):  # only it reads stds
+        if target.type in ("random_ising", "random_potts") and any(int(k) > n for k in target.stds):  # they read stds
             raise ValueError(f"target.stds orders must be at most model.n = {n}; got {sorted(target.stds)}")
-        if self.model.type == "walsh" and n > 14:
-            raise ValueError(f"model.type = 'walsh' has 2**n - 1 parameters; n = {n} is too large (at most 14)")
+        if self.model.type in ("walsh", "coupling_model") and (q or 2) ** n > 2**14:
+            raise ValueError(f"model.type = {self.model.type!r} has q**n - 1 parameters; n = {n} is too large "
+                             "(at most 2**14 states)")
         if self.batch.scales is not None and len(self.batch.scales) != self.batch.members:
             raise ValueError(
                 f"batch.scales has {len(self.batch.scales)} entries; batch.members is {self.batch.members}"

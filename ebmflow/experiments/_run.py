@@ -1,6 +1,7 @@
 """Running an experiment: build model and target, integrate a batch, analyse, write results."""
 
 import dataclasses
+import importlib.metadata
 import platform
 import time
 from pathlib import Path
@@ -21,9 +22,10 @@ from ..dynamics._flow import flow_batch
 from ..dynamics._solution import code_message, result_codes, result_names
 from ..dynamics._summary import summarize
 from ..dynamics._train import train
-from ..energies import RBM, HigherOrderIsing, Ising, MLPEnergy, WalshModel
+from ..energies import RBM, CouplingModel, HigherOrderIsing, Ising, MLPEnergy, PottsPairwise, PottsRBM, WalshModel
 from ..exact._target import Target
 from ..io._results import save, write_json
+from ..space import Potts, Spins
 from ._config import Experiment
 
 ANALYSIS_LIMIT = 4000  # parameters: dense Hessians above this are skipped in batch runs
@@ -54,9 +56,21 @@ ARRAYS = {
 }
 
 
+def model_space(config: Experiment):
+    """The state space of the configured model: ``Spins(n)``, or ``Potts(n, q)``."""
+    return Spins(config.model.n) if config.model.q is None else Potts(config.model.n, config.model.q)
+
+
 def build_model(config: Experiment, key, scale):
     """The configured student, initialised from ``key`` with weight std ``scale``."""
     m, dtype = config.model, jnp.dtype(config.dtype)
+    if m.type == "potts_rbm":
+        return PottsRBM.init(key, m.n, m.q, m.n_hidden, scale=scale, hidden=m.hidden, bias_scale=m.bias_scale,
+                             dtype=dtype)
+    if m.type == "potts_pairwise":
+        return PottsPairwise.init(key, m.n, m.q, scale=scale, dtype=dtype)
+    if m.type == "coupling_model":
+        return CouplingModel.init(key, model_space(config), scale=scale, dtype=dtype)
     if m.type == "rbm":
         return RBM.init(key, m.n, m.n_hidden, scale=scale, hidden=m.hidden, bias_scale=m.bias_scale, dtype=dtype)
     if m.type == "ising":
@@ -64,7 +78,8 @@ def build_model(config: Experiment, key, scale):
     if m.type == "higher_order_ising":
         return HigherOrderIsing.init(key, m.n, max_order=m.max_order, scale=scale, dtype=dtype)
     if m.type == "mlp":
-        return MLPEnergy.init(key, m.n, widths=m.widths, activation=m.activation, scale=scale, dtype=dtype)
+        return MLPEnergy.init(key, model_space(config), widths=m.widths, activation=m.activation, scale=scale,
+                              dtype=dtype)
     return WalshModel.init(key, m.n, scale=scale, dtype=dtype)
 
 
@@ -73,18 +88,31 @@ def build_target(config: Experiment) -> Target:
     t, n, dtype = config.target, config.model.n, jnp.dtype(config.dtype)
     key = jax.random.key(t.seed)
     if t.type == "samples":
-        target = Target.from_samples(t.path, encoding=t.encoding, pseudocount=t.pseudocount, dtype=dtype)
+        target = Target.from_samples(t.path, q=config.model.q, encoding=t.encoding, pseudocount=t.pseudocount,
+                                     dtype=dtype)
         if target.n != n:
             raise ValueError(f"samples in {t.path!r} have n = {target.n} columns but model.n = {n}")
         return target
+    if t.type == "alignment":
+        alignment = targets_.read_alignment(t.path, t.alphabet, threshold=t.threshold)
+        if alignment.q != config.model.q:
+            raise ValueError(f"the alphabet {alignment.alphabet!r} has q = {alignment.q} colours; model.q is "
+                             f"{config.model.q}")
+        target = alignment.target(t.columns, pseudocount=t.pseudocount, dtype=dtype)
+        return Target(target.probs, f"alignment {t.path!r}, columns {t.columns}, {len(alignment.names)} sequences, "
+                      f"effective number {alignment.n_effective:.6g}; {target.description}", space=target.space)
+    stds = {int(k): v for k, v in t.stds.items()}
     teacher = {
-        "random_ising": lambda: targets_.random_ising(key, n, {int(k): v for k, v in t.stds.items()}, t.density, dtype),
+        "random_ising": lambda: targets_.random_ising(key, n, stds, t.density, dtype),
+        "random_potts": lambda: targets_.random_potts(key, n, config.model.q, stds, t.density, dtype),
+        "blume_capel": lambda: targets_.blume_capel(n, t.beta, t.j2, t.j3, t.periodic, dtype),
         "ising_chain": lambda: targets_.ising_chain(n, t.beta, dtype=dtype),
         "ising_grid": lambda: targets_.ising_grid(t.rows, t.cols, t.beta, dtype=dtype),
         "edwards_anderson": lambda: targets_.edwards_anderson(key, t.rows, t.cols, t.beta, dtype=dtype),
         "sparse_parity": lambda: targets_.sparse_parity(n, t.sites, t.beta, dtype=dtype),
     }[t.type]()
-    return Target(Target.from_model(teacher).probs, f"teacher {t.type} (seed {t.seed})")
+    target = Target.from_model(teacher)
+    return Target(target.probs, f"teacher {t.type} (seed {t.seed})", space=target.space)
 
 
 def _optimizer(d) -> optax.GradientTransformation:
@@ -96,10 +124,7 @@ def _optimizer(d) -> optax.GradientTransformation:
 def _integrate(config: Experiment, models, target: Target, progress: bool):
     d = config.dynamics
     if d.method == "flow":
-        return flow_batch(
-            models, target, d.t1, num_saves=d.num_saves, rtol=d.rtol, atol=d.atol, penalty=d.penalty,
-            max_steps=d.max_steps, steady_tol=d.steady_tol, progress=progress,
-        )
+        return flow_batch(models, target, d.t1, **d.flow_options(progress=progress))
     members = jax.tree_util.tree_leaves(eqx.filter(models, eqx.is_array))[0].shape[0]
     sols = [
         train(take(models, i), target, _optimizer(d), d.steps, num_saves=d.num_saves, penalty=d.penalty,
@@ -110,10 +135,9 @@ def _integrate(config: Experiment, models, target: Target, progress: bool):
 
 
 def versions() -> dict:
-    from .. import __version__
-
-    return dict(ebmflow=__version__, jax=jax.__version__, equinox=eqx.__version__, diffrax=diffrax.__version__,
-                numpy=np.__version__, python=platform.python_version(), device=str(jax.devices()[0]))
+    return dict(ebmflow=importlib.metadata.version("ebmflow"), jax=jax.__version__, equinox=eqx.__version__,
+                diffrax=diffrax.__version__, numpy=np.__version__, python=platform.python_version(),
+                device=str(jax.devices()[0]))
 
 
 @dataclasses.dataclass

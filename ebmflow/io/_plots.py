@@ -23,6 +23,15 @@ _ORDER_STYLE = [("#0072B2", "o"), ("#E69F00", "s"), ("#009E73", "^"), ("#CC79A7"
                 ("#000000", "x")]
 
 
+def _variables(results: Results) -> str:
+    """``"n spins"`` or ``"n sites, q colours"``, from the stored configuration."""
+    model = results.metadata.get("config", {}).get("model", {})
+    n, q = model.get("n"), model.get("q")
+    if n is None:
+        return ""
+    return f" ({n} spins)" if q is None else f" ({n} sites, q = {q} colours)"
+
+
 def _time_axis(ax, ts):
     ax.set_xscale("log")
     ax.set_xlim(ts[ts > 0].min(), ts.max())
@@ -66,9 +75,9 @@ def plot_hierarchy(results: Results, axes):
         ax.set_yscale("log")
         ax.legend(fontsize=8)
     axes[0].set_ylabel("moment mismatch Δ_k(t)  (relative to t = 0)")
-    axes[0].set_title("Moment mismatch by order")  # a description, not a claim: it need not hold (Walsh model)
+    axes[0].set_title(f"Moment mismatch by order{_variables(results)}")  # a description, not a claim
     axes[1].set_ylabel("coupling norm ||J_k||  (dashed: target ||J*_k||)")
-    axes[1].set_title("Effective couplings by order")
+    axes[1].set_title(f"Effective couplings by order{_variables(results)}")
 
 
 def plot_spectrum(results: Results, ax, member: int = 0):

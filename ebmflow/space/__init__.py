@@ -12,6 +12,7 @@ from ._orders import (
     subset as subset,
     subsets_of_order as subsets_of_order,
 )
+from ._potts import Potts as Potts, helmert as helmert
 from ._spins import (
     Spins as Spins,
     from_binary_basis as from_binary_basis,

@@ -33,7 +33,7 @@ from .._budget import check_memory
 from ._transform import per_axis
 
 DEFAULT_CHUNK_SIZE = 2**10
-MAX_STATES = 2**48  # index arithmetic stays exact in int64 far beyond any size that fits in memory
+MAX_STATES = 2**48  # enumeration limit: index arithmetic stays exact in int64 far beyond any size that fits in memory
 
 
 class AbstractStateSpace(eqx.Module):
@@ -47,12 +47,8 @@ class AbstractStateSpace(eqx.Module):
     """
 
     n: eqx.AbstractVar[int]
+    q: eqx.AbstractVar[int]  #: values per site
     chunk_size: eqx.AbstractVar[int]
-
-    @property
-    @abc.abstractmethod
-    def q(self) -> int:
-        """Values per site."""
 
     @property
     @abc.abstractmethod
@@ -72,6 +68,19 @@ class AbstractStateSpace(eqx.Module):
     def state_index(self, states) -> Int[Array, "*batch"]:
         """Inverse of `states_from_indices`."""
 
+    @abc.abstractmethod
+    def to_digits(self, states) -> Int[Array, "*batch n"]:
+        """The values ``v_i ∈ {0..q-1}`` of states given in the form the energies see."""
+
+    @property
+    @abc.abstractmethod
+    def site_width(self) -> int:
+        """Numbers per site in `encode`: 1 for spins, ``q`` for one-hot colours."""
+
+    @abc.abstractmethod
+    def encode(self, states: Array, dtype=None) -> Float[Array, "*batch n*site_width"]:
+        """States as real vectors for dense layers: spins as they are, colours one-hot (site-major)."""
+
     # ------------------------------------------------------------------ sizes and enumeration
 
     @property
@@ -81,7 +90,14 @@ class AbstractStateSpace(eqx.Module):
 
     @property
     def index_dtype(self):
-        """int32 where every index fits, else int64 (which needs JAX's float64/int64 mode)."""
+        """int32 where every index fits, else int64 (which needs JAX's float64/int64 mode).
+
+        Spaces of any size exist (an RBM at n = 1000 has large-N couplings); enumerating one
+        beyond ``2**48`` states is refused here.
+        """
+        if self.size > MAX_STATES:
+            raise ValueError(f"{self!r} has {self.q}**{self.n} states, beyond exact enumeration (ebmflow "
+                             "enumerates at most 2**48 states; large-N couplings need none: ebmflow.rbm_couplings)")
         if self.size <= 2**31 - 1:
             return jnp.int32
         if not jax.config.read("jax_enable_x64"):
@@ -100,9 +116,10 @@ class AbstractStateSpace(eqx.Module):
 
     def all_states(self, dtype=None) -> Array:
         """All ``q**n`` states, ``(q**n, n)``, in index order (materialised: exact sums never need it)."""
+        index_dtype = self.index_dtype  # refuses spaces beyond enumeration first
         rep = jnp.zeros((), jnp.result_type(float) if dtype is None else dtype)
         check_memory(f"all_states({self.label})", self.size * self.n * max(rep.dtype.itemsize, 4))
-        return self.states_from_indices(jnp.arange(self.size, dtype=self.index_dtype), dtype)
+        return self.states_from_indices(jnp.arange(self.size, dtype=index_dtype), dtype)
 
     # ------------------------------------------------------------------ chunk plan
 
@@ -144,6 +161,18 @@ class AbstractStateSpace(eqx.Module):
     def transform(self, x: Float[Array, "... q**n"]) -> Float[Array, "... q**n"]:
         """``(uᵀ)^{⊗n} x`` along the last axis: ``out[k] = Σ_v φ_k(v) x[v]``."""
         return per_axis(x, self.basis.T, self.q)
+
+    def values(self, couplings: Float[Array, "... q**n"]) -> Float[Array, "... q**n"]:
+        """The function with these couplings at every state: ``F(v) = Σ_k J_k φ_k(v) = u^{⊗n} J``."""
+        return per_axis(couplings, self.basis, self.q)
+
+    def basis_functions(self, states: Array, dtype=None) -> Float[Array, "*batch q**n"]:
+        """``φ_k(v)`` for every basis index ``k`` (index order) at each state: Kronecker products of ``u[v_i]``."""
+        rows = jnp.asarray(self.basis, dtype or jnp.result_type(float))[self.to_digits(states)]  # (*batch, n, q)
+        phi = jnp.ones((*rows.shape[:-2], 1), rows.dtype)
+        for i in range(rows.shape[-2]):  # site i is the digit of weight q**i: it goes outermost
+            phi = (rows[..., i, :, None] * phi[..., None, :]).reshape(*rows.shape[:-2], -1)
+        return phi
 
     def orders(self) -> np.ndarray:
         """The order (number of nonzero digits) of every basis index, ``(q**n,)`` NumPy uint8 (static).

@@ -1,14 +1,15 @@
 """The binary state space {-1, +1}^n (THEORY §1)."""
 
+import functools
+
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ._abstract import MAX_STATES, AbstractStateSpace, check_chunk_size, check_sites
+from ._abstract import AbstractStateSpace, check_chunk_size, check_sites
 from ._transform import fwht, per_axis
-
-MAX_SPINS = 48
 
 
 class Spins(AbstractStateSpace):
@@ -25,10 +26,7 @@ class Spins(AbstractStateSpace):
     chunk_size: int = eqx.field(static=True)
 
     def __init__(self, n: int, chunk_size: int | None = None):
-        n = check_sites(n, "the number of spins n")
-        if 2**n > MAX_STATES:
-            raise ValueError(f"n={n} spins is beyond exact enumeration (2**n states); ebmflow accepts n <= {MAX_SPINS}")
-        self.n = n
+        self.n = check_sites(n, "the number of spins n")
         self.chunk_size = check_chunk_size(chunk_size)
 
     @property
@@ -52,6 +50,17 @@ class Spins(AbstractStateSpace):
     def state_index(self, states) -> Int[Array, "*batch"]:
         """The index of ±1 states of shape ``(..., n)``."""
         return state_index(states)
+
+    def to_digits(self, states) -> Int[Array, "*batch n"]:
+        return (jnp.asarray(states) < 0).astype(jnp.int32)
+
+    @property
+    def site_width(self) -> int:
+        return 1
+
+    def encode(self, states, dtype=None) -> Float[Array, "*batch n"]:
+        states = jnp.asarray(states)
+        return states if dtype is None else states.astype(dtype)
 
     def transform(self, x: Float[Array, "... 2**n"]) -> Float[Array, "... 2**n"]:
         return fwht(x)
@@ -77,6 +86,7 @@ def _spin_map(spin_map: str):
     return _SPIN_MAPS[spin_map]
 
 
+@functools.partial(jax.jit, static_argnames="spin_map")
 def to_binary_basis(couplings: Float[Array, "... 2**n"], spin_map: str = "2v-1") -> Float[Array, "... 2**n"]:
     """Spin-basis couplings ``J`` -> {0,1}-basis coefficients ``K``.
 
@@ -85,6 +95,7 @@ def to_binary_basis(couplings: Float[Array, "... 2**n"], spin_map: str = "2v-1")
     return per_axis(couplings, _spin_map(spin_map)[0], 2)
 
 
+@functools.partial(jax.jit, static_argnames="spin_map")
 def from_binary_basis(coefficients: Float[Array, "... 2**n"], spin_map: str = "2v-1") -> Float[Array, "... 2**n"]:
     """Inverse of `to_binary_basis`."""
     return per_axis(coefficients, _spin_map(spin_map)[1], 2)
