@@ -27,6 +27,7 @@ from ._budget import (
     set_state_budget as set_state_budget,
     state_budget as state_budget,
 )
+from ._devices import initialize_distributed as initialize_distributed, use_cpu_devices as use_cpu_devices
 from ._tree import flatten as flatten
 from .analysis import (
     StabilityReport as StabilityReport,
@@ -45,6 +46,7 @@ from .dynamics import (
     save_times as save_times,
     summarize as summarize,
     train as train,
+    train_batch as train_batch,
 )
 from .effective import (
     coupling_jacobian as coupling_jacobian,
@@ -87,6 +89,7 @@ from .space import (
     fwht as fwht,
     order_norms as order_norms,
     orders as orders,
+    sharded as sharded,
     sites as sites,
     state_index as state_index,
     states_from_indices as states_from_indices,

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_num_cpu_devices", 4)  # for the sharded paths (test_sharding.py); computations default to one
 if os.environ.get("EBMFLOW_TEST_XLA_OPTIMIZE", "0") != "1":
     jax.config.update("jax_disable_most_optimizations", True)
 

@@ -124,6 +124,22 @@ def _couplings(args) -> int:
     return 0
 
 
+def _devices(cmd) -> None:
+    cmd.add_argument("--devices", type=int, help="host CPU devices to use (default: one per core); sums and batches "
+                     "are split over them")
+    cmd.add_argument("--coordinator", help="HOST:PORT of process 0, to run as one of several processes")
+    cmd.add_argument("--num-processes", type=int, default=1, help="processes in the run (with --coordinator)")
+    cmd.add_argument("--process-id", type=int, default=0, help="this process's number, 0 .. num-processes - 1")
+
+
+def _start_devices(args) -> None:
+    """Set up JAX's devices before the first computation (one CPU device per core unless --devices says)."""
+    if getattr(args, "coordinator", None):
+        ef.initialize_distributed(args.coordinator, args.num_processes, args.process_id, cpu_devices=args.devices)
+    elif hasattr(args, "devices"):
+        ef.use_cpu_devices(args.devices)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ebmflow", description="Exact learning dynamics of energy-based models.")
     parser.add_argument("--version", action="version", version=f"ebmflow {ef.__version__}")
@@ -136,6 +152,7 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--out", required=True, help="output folder (created)")
         cmd.add_argument("--quiet", action="store_true", help="print nothing, no progress bars")
         cmd.add_argument("--pdf", action="store_true", help="also write PDF figures")
+        _devices(cmd)
         cmd.set_defaults(run=run)
     plot = commands.add_parser("plot", help="regenerate the figures from a results folder or file")
     plot.add_argument("results", help="a folder holding results.npz, or the file")
@@ -160,6 +177,7 @@ def _parser() -> argparse.ArgumentParser:
     cp.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     cp.add_argument("--quiet", action="store_true", help="print nothing, no progress bars")
     cp.add_argument("--pdf", action="store_true", help="also write PDF figures")
+    _devices(cp)
     cp.set_defaults(run=_couplings)
     return parser
 
@@ -168,6 +186,7 @@ def main(argv=None) -> int:
     """Entry point; returns the exit code (0 ok, 1 bad input, 130 interrupted)."""
     args = _parser().parse_args(argv)
     try:
+        _start_devices(args)
         return args.run(args)
     except (ConfigError, ValueError) as err:
         print(f"ebmflow: error: {err}", file=sys.stderr)

@@ -12,6 +12,8 @@ from .._tree import model_dtype, take
 from ..effective._couplings import values_couplings
 from ..exact._divergence import check_pair
 from ..exact._sums import check_sum
+from ..space._abstract import check_mesh
+from ._batch import batch_size, run_batch
 from ._options import FlowOptions
 from ._rosenbrock import Rodas4
 from ._solution import RESULTS, FlowSolution, raise_if_failed
@@ -104,13 +106,6 @@ def solution(objective, thetas, ts, target, penalty, t_final, code, stats) -> Fl
 _solve_jit = eqx.filter_jit(_solve)
 
 
-@eqx.filter_jit
-def _solve_batch(models, target, ts, t1, penalty, target_axis, options):
-    return eqx.filter_vmap(
-        lambda m, t: _solve(m, t, ts, t1, penalty, options), in_axes=(eqx.if_array(0), target_axis)
-    )(models, target)
-
-
 def _prepare(function: str, model, target, t1, options: dict):
     """Validate once, at the boundary: ``(target in the model's dtype, ts, t1, penalty, static options)``."""
     opts = FlowOptions.from_keywords(function, options).check()
@@ -144,25 +139,22 @@ def flow(model, target, t1: float, *, throw: bool = True, **options) -> FlowSolu
     return raise_if_failed(_solve_jit(model, target, ts, t1, penalty, static), throw)
 
 
-def flow_batch(models, target, t1: float, **options) -> FlowSolution:
+def flow_batch(models, target, t1: float, *, mesh=None, **options) -> FlowSolution:
     """`flow` for a batch of models (and optionally of targets), vmapped, one compilation.
 
     `models` has a leading batch axis on every parameter, e.g. initialisations over keys
     and scales: ``eqx.filter_vmap(lambda k, s: RBM.init(k, 8, 16, scale=s))(keys, scales)``.
     `target` is one `Target`, or a batch of targets (``probs`` of shape ``(batch, q**n)``).
-    Options as for `flow` (`FlowOptions`). Never raises for a failed member: each has its
-    own ``result`` (see `summarize`).
+    `mesh`: a one-axis `jax.sharding.Mesh` to split the members over its devices (each member
+    on one device, each device with its own solver loops; `ebmflow.space.default_mesh()` uses
+    every device). Options as for `flow` (`FlowOptions`). Never raises for a failed member:
+    each has its own ``result`` (see `summarize`).
     """
-    sizes = {x.shape[0] if x.ndim else 0 for x in jax.tree_util.tree_leaves(eqx.filter(models, eqx.is_array))}
-    if len(sizes) != 1 or 0 in sizes:
-        raise ValueError(
-            "flow_batch needs models with one leading batch axis on every parameter, e.g. "
-            f"eqx.filter_vmap(lambda k: RBM.init(k, 8, 16))(keys); got leading sizes {sorted(sizes)} "
-            "(for a single model, use ebmflow.flow)"
-        )
+    size = batch_size(models, "flow_batch")
     batched_target = target.probs.ndim == 2
     first = take(models, 0)
     _, ts, t1, penalty, static = _prepare("flow_batch", first, take(target, 0) if batched_target else target, t1,
                                           options)
     target = target.astype(model_dtype(first))
-    return _solve_batch(models, target, ts, t1, penalty, 0 if batched_target else None, static)
+    return run_batch(_solve, models, target, (ts, t1, penalty), static, 0 if batched_target else None,
+                     check_mesh(mesh), size)

@@ -8,8 +8,11 @@ import optax
 
 from .._checks import positive_int
 from .._objective import Objective
+from .._tree import model_dtype, take
 from ..exact._divergence import check_pair
 from ..exact._sums import check_sum
+from ..space._abstract import check_mesh
+from ._batch import batch_size, run_batch
 from ._flow import solution
 from ._solution import RESULTS, FlowSolution, raise_if_failed
 
@@ -19,8 +22,8 @@ def save_steps(steps: int, num: int = 61) -> np.ndarray:
     return np.unique(np.concatenate([[0], np.round(np.logspace(0, np.log10(steps), num)).astype(int)]))
 
 
-@eqx.filter_jit
-def _train(model, target, optimizer, lengths, penalty, time_per_step, ts_steps):
+def _train_one(model, target, lengths, penalty, time_per_step, ts_steps, optimizer):
+    """One training run; pure JAX, vmappable over models and targets (``optimizer`` static)."""
     objective = Objective(model)
 
     def step(_, carry):
@@ -47,6 +50,22 @@ def _train(model, target, optimizer, lengths, penalty, time_per_step, ts_steps):
     return solution(objective, thetas, ts, target, penalty, t_final, code, stats)
 
 
+_train = eqx.filter_jit(_train_one)
+
+
+def _prepare(model, target, steps, save_at, num_saves, penalty, time_per_step):
+    """Validate once: ``(target in the model's dtype, (lengths, penalty, time_per_step, save steps))``."""
+    target = check_pair(model, target)
+    check_sum(model, 2, "training")
+    steps = positive_int("steps", steps)
+    at = save_steps(steps, positive_int("num_saves", num_saves)) if save_at is None else np.asarray(save_at)
+    if at.ndim != 1 or at.size == 0 or np.any(np.diff(at) <= 0) or at[0] < 0 or at[-1] > steps:
+        raise ValueError(f"save_at must be increasing step numbers in [0, steps={steps}]; got {at}")
+    dtype = target.probs.dtype
+    lengths = jnp.asarray(np.diff(np.concatenate([[0], at])), jnp.int32)
+    return target, (lengths, jnp.asarray(penalty, dtype), jnp.asarray(time_per_step, dtype), jnp.asarray(at, dtype))
+
+
 def train(
     model, target, optimizer: optax.GradientTransformation, steps: int, *, save_at=None, num_saves: int = 61,
     penalty: float = 0.0, time_per_step: float = 1.0, throw: bool = True,
@@ -58,14 +77,24 @@ def train(
     learning rate η, pass ``time_per_step=η`` to compare with `flow` (SGD is the
     explicit Euler scheme of the flow). Observables are those of `flow`.
     """
-    target = check_pair(model, target)
-    check_sum(model, 2, "training")
-    steps = positive_int("steps", steps)
-    at = save_steps(steps, positive_int("num_saves", num_saves)) if save_at is None else np.asarray(save_at)
-    if at.ndim != 1 or at.size == 0 or np.any(np.diff(at) <= 0) or at[0] < 0 or at[-1] > steps:
-        raise ValueError(f"save_at must be increasing step numbers in [0, steps={steps}]; got {at}")
-    dtype = target.probs.dtype
-    lengths = jnp.asarray(np.diff(np.concatenate([[0], at])), jnp.int32)
-    sol = _train(model, target, optimizer, lengths, jnp.asarray(penalty, dtype), jnp.asarray(time_per_step, dtype),
-                 jnp.asarray(at, dtype))
-    return raise_if_failed(sol, throw)
+    target, args = _prepare(model, target, steps, save_at, num_saves, penalty, time_per_step)
+    return raise_if_failed(_train(model, target, *args, optimizer), throw)
+
+
+def train_batch(
+    models, target, optimizer: optax.GradientTransformation, steps: int, *, save_at=None, num_saves: int = 61,
+    penalty: float = 0.0, time_per_step: float = 1.0, mesh=None,
+) -> FlowSolution:
+    """`train` for a batch of models (and optionally of targets), vmapped, one compilation.
+
+    As `flow_batch`: `models` with a leading batch axis, `target` one `Target` or a batch,
+    `mesh` to split the members over devices. Never raises: each member has its ``result``.
+    """
+    size = batch_size(models, "train_batch")
+    batched_target = target.probs.ndim == 2
+    first = take(models, 0)
+    _, args = _prepare(first, take(target, 0) if batched_target else target, steps, save_at, num_saves, penalty,
+                       time_per_step)
+    target = target.astype(model_dtype(first))
+    return run_batch(_train_one, models, target, args, optimizer, 0 if batched_target else None, check_mesh(mesh),
+                     size)

@@ -18,15 +18,21 @@ from ._engine import map_chunks, reduce
 
 
 def check_sum(model: AbstractEnergy, full_vectors: int, what: str) -> None:
-    """Refuse, before any work, a sum whose vectors or working set exceed the memory budget, or too many states."""
+    """Refuse, before any work, a sum whose vectors or working set exceed the memory budget, or too many states.
+
+    Both budgets count per device when the space is sharded.
+    """
     space = model.space
     itemsize = jnp.dtype(model_dtype(model)).itemsize
     # The low-digit features (about n + width numbers per low-digit state) with their two gradient accumulators,
     # and one chunk's per-state work (width numbers) with its autodiff residuals and cotangents: ~8 copies.
     chunk_bytes = 8 * space.chunk_states * (model.n + model.width) * itemsize
     label = f"n={model.n}" if space.q == 2 else f"n={model.n}, q={space.q}"
-    check_memory(f"{what} for {label} (width {model.width})", full_vectors * space.size * itemsize + chunk_bytes)
-    check_states(f"{what} for {label}", space.size, model.width)
+    per_device = -(-space.size // space.devices)
+    where = "" if space.devices == 1 else f" per device ({space.devices} devices)"
+    check_memory(f"{what} for {label} (width {model.width}){where}",
+                 full_vectors * per_device * itemsize + chunk_bytes)
+    check_states(f"{what} for {label}{where}", per_device, model.width)
 
 
 def chunk_values(model: AbstractEnergy):

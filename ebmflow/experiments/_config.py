@@ -106,11 +106,16 @@ class DynamicsConfig(_Section):
 
 
 class BatchConfig(_Section):
-    """``[batch]``: initialisations ``seed, seed+1, ...``; optional per-member init scales."""
+    """``[batch]``: initialisations ``seed, seed+1, ...``; optional per-member init scales.
+
+    ``devices``: the members of a group are split over this many devices (``"all"``: every
+    device JAX sees; on CPU the command line makes one device per core, ``--devices``).
+    """
 
     members: PositiveInt = 1
     scales: list[PositiveFloat] | None = None
     group: PositiveInt = 16  # members per compiled call: results are written after each group
+    devices: Literal["all"] | PositiveInt = "all"
 
 
 class AnalysisConfig(_Section):

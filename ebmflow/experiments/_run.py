@@ -21,7 +21,7 @@ from ..analysis._stability import stability
 from ..dynamics._flow import flow_batch
 from ..dynamics._solution import code_message, result_codes, result_names
 from ..dynamics._summary import summarize
-from ..dynamics._train import train
+from ..dynamics._train import train_batch
 from ..energies import RBM, CouplingModel, HigherOrderIsing, Ising, MLPEnergy, PottsPairwise, PottsRBM, WalshModel
 from ..exact._target import Target
 from ..io._results import save, write_json
@@ -121,17 +121,22 @@ def _optimizer(d) -> optax.GradientTransformation:
     )
 
 
+def batch_mesh(config: Experiment):
+    """The devices a group's members are split over (None: one device)."""
+    devices = jax.devices()
+    count = len(devices) if config.batch.devices == "all" else config.batch.devices
+    if count > len(devices):
+        raise ValueError(f"batch.devices = {count}, but JAX sees {len(devices)} device(s); on CPU pass "
+                         f"--devices {count} to the command line")
+    return None if count == 1 else jax.sharding.Mesh(np.asarray(devices[:count]), ("batch",))
+
+
 def _integrate(config: Experiment, models, target: Target, progress: bool):
-    d = config.dynamics
+    d, mesh = config.dynamics, batch_mesh(config)
     if d.method == "flow":
-        return flow_batch(models, target, d.t1, **d.flow_options(progress=progress))
-    members = jax.tree_util.tree_leaves(eqx.filter(models, eqx.is_array))[0].shape[0]
-    sols = [
-        train(take(models, i), target, _optimizer(d), d.steps, num_saves=d.num_saves, penalty=d.penalty,
-              time_per_step=d.learning_rate, throw=False)
-        for i in range(members)
-    ]
-    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *sols)
+        return flow_batch(models, target, d.t1, mesh=mesh, **d.flow_options(progress=progress))
+    return train_batch(models, target, _optimizer(d), d.steps, num_saves=d.num_saves, penalty=d.penalty,
+                       time_per_step=d.learning_rate, mesh=mesh)
 
 
 def versions() -> dict:

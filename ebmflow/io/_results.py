@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._devices import is_writer
+
 FORMAT = "ebmflow-results/1"
 
 
@@ -81,8 +83,11 @@ def write_json(path: str | os.PathLike, data: dict) -> Path:
 def _write_atomically(path: Path, mode: str, write) -> Path:
     """``write(file)`` into a temporary file in ``path``'s folder, then rename it to ``path``.
 
-    A failure leaves ``path`` as it was and no temporary file behind.
+    A failure leaves ``path`` as it was and no temporary file behind. In a multi-process run
+    only process 0 writes.
     """
+    if not is_writer():
+        return path
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, mode) as f:

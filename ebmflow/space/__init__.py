@@ -1,6 +1,11 @@
 """State spaces: enumeration, chunk plans of exact sums, and the basis of the effective model."""
 
-from ._abstract import AbstractStateSpace as AbstractStateSpace, with_chunk_size as with_chunk_size
+from ._abstract import (
+    AbstractStateSpace as AbstractStateSpace,
+    default_mesh as default_mesh,
+    sharded as sharded,
+    with_chunk_size as with_chunk_size,
+)
 from ._orders import (
     all_states as all_states,
     couplings_of_order as couplings_of_order,

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ._abstract import AbstractStateSpace, check_chunk_size, check_sites
+from ._abstract import AbstractStateSpace, check_chunk_size, check_mesh, check_sites
 
 
 def helmert(q: int) -> np.ndarray:
@@ -35,19 +35,22 @@ class Potts(AbstractStateSpace):
     ``φ_k(v) = Π_i u[v_i, k_i]`` with ``u = √q · helmert(q)`` (column 0 all ones): the
     zero-sum (ANOVA) decomposition of THEORY §9, computed for all subsets at once by the
     per-axis transform. For ``q = 2`` this is the spin space: ``v_i = bit_i(b)``, ``s_i = 1 - 2 v_i``.
-    ``chunk_size``: states per chunk of an exact sum, rounded down to a power of ``q``.
+    ``chunk_size``: states per chunk of an exact sum, rounded down to a power of ``q``; ``mesh``:
+    devices the chunks are split over (`ebmflow.sharded`).
     """
 
     n: int = eqx.field(static=True)
     q: int = eqx.field(static=True)
     chunk_size: int = eqx.field(static=True)
+    mesh: jax.sharding.Mesh | None = eqx.field(static=True)
 
-    def __init__(self, n: int, q: int, chunk_size: int | None = None):
+    def __init__(self, n: int, q: int, chunk_size: int | None = None, mesh=None):
         n = check_sites(n)
         if isinstance(q, bool) or not isinstance(q, (int, np.integer)) or q < 2:
             raise ValueError(f"the number of colours q must be an int >= 2; got {q!r}")
         self.n, self.q = n, int(q)
         self.chunk_size = check_chunk_size(chunk_size)
+        self.mesh = check_mesh(mesh)
 
     @property
     def label(self) -> str:

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ._abstract import AbstractStateSpace, check_chunk_size, check_sites
+from ._abstract import AbstractStateSpace, check_chunk_size, check_mesh, check_sites
 from ._transform import fwht, per_axis
 
 
@@ -19,15 +19,18 @@ class Spins(AbstractStateSpace):
     of the effective model is the Walsh basis ``χ_S(s) = Π_{i∈S} s_i``, indexed by the
     bitmask ``S`` (site ``i`` is bit ``i``), and the transform is `fwht`.
     ``chunk_size``: states per chunk of an exact sum, rounded down to a power of two
-    (default 2**10; see `ebmflow.with_chunk_size`).
+    (default 2**10; see `ebmflow.with_chunk_size`); ``mesh``: devices the chunks are split
+    over (`ebmflow.sharded`).
     """
 
     n: int = eqx.field(static=True)
     chunk_size: int = eqx.field(static=True)
+    mesh: jax.sharding.Mesh | None = eqx.field(static=True)
 
-    def __init__(self, n: int, chunk_size: int | None = None):
+    def __init__(self, n: int, chunk_size: int | None = None, mesh=None):
         self.n = check_sites(n, "the number of spins n")
         self.chunk_size = check_chunk_size(chunk_size)
+        self.mesh = check_mesh(mesh)
 
     @property
     def q(self) -> int:
