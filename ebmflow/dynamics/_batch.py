@@ -1,8 +1,12 @@
 """Batches of learning runs: vmapped over members, and split over the devices of a mesh (one run per member)."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
 
 from .._tree import take
 
@@ -26,34 +30,45 @@ def _vmapped(run_one, models, target, args, static, target_axis):
     )
 
 
-@eqx.filter_jit
-def _split(run_one, models, target, args, static, target_axis, mesh):
-    (axis,) = mesh.axis_names
-    batch, replicated = jax.sharding.PartitionSpec(axis), jax.sharding.PartitionSpec()
-
-    def local(models, target, args):  # this device's members, each with its own solver loop
-        return _vmapped(run_one, models, target, args, static, target_axis)
-
-    in_specs = (batch, replicated if target_axis is None else batch, replicated)
-    return jax.shard_map(local, mesh=mesh, in_specs=in_specs, out_specs=batch, check_vma=False)(models, target, args)
-
-
 def run_batch(run_one, models, target, args, static, target_axis, mesh, size: int):
-    """``run_one(model, target, *args, static)`` for every member: one compilation, vmapped.
+    """``run_one(model, target, *args, static)`` for every member, vmapped.
 
     ``run_one`` is a module-level function and ``static`` hashable (both are part of the
     compiled program's key); ``args`` are arrays shared by the members.
 
     With a mesh of ``D`` devices the members are split into ``D`` contiguous runs (the last
-    padded by repeating its final member, whose copies are dropped): each device vmaps its own
-    members, so a member's solver loop never waits for another device's.
+    padded by repeating its final member, whose copies are dropped), and each run is sent to
+    its device as an independent program, so that a member's solver loop never waits for
+    another device's. The program is compiled once per device, the devices' compilations and
+    runs proceeding concurrently. (One SPMD program over all devices, by `jax.shard_map` or
+    `jax.pmap`, hangs in jaxlib 0.10.2's CPU runtime for these solver loops.) In a multi-process
+    run each process runs its own devices' members and the results are gathered everywhere.
     """
     if mesh is None or mesh.size == 1:
         return _vmapped(run_one, models, target, args, static, target_axis)
-    per = -(-size // mesh.size)
-    pad = lambda tree: jax.tree_util.tree_map(  # noqa: E731
-        lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], per * mesh.size - size, 0)]) if eqx.is_array(x) else x, tree
-    )
-    out = _split(run_one, pad(models), target if target_axis is None else pad(target), args, static, target_axis,
-                 mesh)
-    return take(out, slice(0, size))
+    devices = list(mesh.devices.flat)
+    per = -(-size // len(devices))
+
+    def pad(tree):
+        return jax.tree_util.tree_map(
+            lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], per * len(devices) - size, 0)]) if eqx.is_array(x)
+            else x, tree
+        )
+
+    models = pad(models)
+    target = target if target_axis is None else pad(target)
+
+    def run(k):
+        part = slice(k * per, (k + 1) * per)
+        put = lambda tree: jax.device_put(tree, devices[k])  # noqa: E731
+        member_target = target if target_axis is None else take(target, part)
+        return _vmapped(run_one, put(take(models, part)), put(member_target), put(args), static, target_axis)
+
+    mine = [k for k, device in enumerate(devices) if device.process_index == jax.process_index()]
+    with ThreadPoolExecutor(len(mine)) as pool:
+        outs = list(pool.map(run, mine))
+    out = jax.tree_util.tree_map(lambda *parts: np.concatenate([np.asarray(p) for p in parts]), *outs)
+    if jax.process_count() > 1:
+        out = jax.tree_util.tree_map(lambda x: x.reshape(-1, *x.shape[2:]),
+                                     multihost_utils.process_allgather(out))
+    return jax.tree_util.tree_map(jnp.asarray, take(out, slice(0, size)))
