@@ -34,7 +34,7 @@ import numpy as np
 
 import ebmflow
 from ebmflow._tree import cast_parameters
-from ebmflow.effective._rbm_couplings import PottsForm, _kernel, potts_form
+from ebmflow.effective._rbm_couplings import PottsForm, _kernel, fold, potts_form
 
 N, Q, M = 112, 21, 1000
 
@@ -67,7 +67,7 @@ def port_pair(w, c, i, j):
 
 def gauss_hermite_pairs(form: PottsForm, pairs: np.ndarray, nodes: int = 200) -> np.ndarray:
     x, w = np.polynomial.hermite.hermgauss(nodes)
-    z, weights = jnp.asarray(np.sqrt(2) * x), jnp.asarray(w / np.sqrt(np.pi))
+    z, weights = (jnp.asarray(a) for a in fold(np.sqrt(2) * x, w / np.sqrt(np.pi)))
     f64 = PottsForm(*(jnp.asarray(a, jnp.float64) for a in (form.weights, form.hidden_bias, form.visible_bias)),
                     form.hidden, form.spins)
     return np.asarray(_kernel(f64, jnp.asarray(pairs), None, z, weights, True)).reshape(len(pairs), Q, Q)

@@ -9,6 +9,13 @@ def log_2cosh(x):
     return a + jnp.log1p(jnp.exp(-2 * a))
 
 
+def sigmoids(x):
+    """``(σ(x), σ(-x)) = (1/(1 + e^{-x}), 1/(1 + e^x))``, each to full relative accuracy, from one exponential."""
+    t = jnp.exp(-jnp.abs(x))
+    large, small = 1 / (1 + t), t / (1 + t)
+    return jnp.where(x >= 0, large, small), jnp.where(x >= 0, small, large)
+
+
 def softplus(x):
     """``ln(1 + e^x) = max(x, 0) + log1p(exp(-|x|))``."""
     return jnp.maximum(x, 0) + jnp.log1p(jnp.exp(-jnp.abs(x)))

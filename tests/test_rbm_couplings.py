@@ -11,7 +11,7 @@ from scipy import integrate
 
 import ebmflow
 from ebmflow._tree import cast_parameters
-from ebmflow.effective._rbm_couplings import potts_form, quadrature
+from ebmflow.effective._rbm_couplings import _kernel, fold, potts_form, quadrature
 
 
 def binary_rbm(n, m=50, seed=0, biases=False):
@@ -68,12 +68,29 @@ def test_gaussian_tensors_match_quadrature_written_out(hidden):
     rng = np.random.default_rng(1)
     rbm = ebmflow.PottsRBM(rng.normal(0, 0.6, (3, 6, 3)), rng.normal(0, 0.3, (6, 3)), rng.normal(0, 0.5, 3), hidden)
     got = ebmflow.rbm_couplings(rbm, 3, sites=[(0, 2, 5)], nodes=61)[0]
-    # the rule's truncation at |z| = 6 (mass 2e-9) bounds the agreement
-    np.testing.assert_allclose(got, _gaussian_reference(rbm, (0, 2, 5)), rtol=0, atol=1e-8)
+    # the rule's truncation at |z| = 5 (Gaussian mass 6e-7 outside) bounds the agreement
+    np.testing.assert_allclose(got, _gaussian_reference(rbm, (0, 2, 5)), rtol=0, atol=1e-7)
     pairs = ebmflow.rbm_couplings(rbm, 2)
     np.testing.assert_allclose(pairs[1, 4], _gaussian_reference(rbm, (1, 4)), rtol=0, atol=1e-6)  # default nodes
     np.testing.assert_allclose(pairs[4, 1], pairs[1, 4].T, rtol=0, atol=0)
     assert np.all(pairs[2, 2] == 0)
+
+
+@pytest.mark.parametrize("hidden", ["bernoulli", "spin"])
+def test_fields_and_both_elementwise_forms_match_quadrature_written_out(hidden):
+    """Fields (the ``- x`` of ``ln 2cosh`` included), and the direct form of strong weights beside the factored one."""
+    rng = np.random.default_rng(4)
+    rbm = ebmflow.PottsRBM(rng.normal(0, 0.5, (4, 5, 3)), rng.normal(0, 0.3, (5, 3)), rng.normal(0, 0.5, 4), hidden)
+    fields = ebmflow.rbm_couplings(rbm, 1, nodes=61)
+    bias = np.asarray(rbm.zero_sum_gauge().visible_bias)
+    for i in (0, 3):
+        # fields keep the rule's truncation at |z| = 5 (relative 6e-7) that the projection removes from pairs
+        np.testing.assert_allclose(fields[i] - bias[i], _gaussian_reference(rbm, (i,)), rtol=0, atol=5e-7)
+    form = potts_form(rbm)
+    z, w = (jnp.asarray(a) for a in fold(*quadrature(1.0, hidden, 61)))
+    for sites in ([(1,)], [(0, 4), (2, 3)], [(0, 1, 3)]):
+        factored, direct = (np.asarray(_kernel(form, jnp.asarray(sites), None, z, w, d)) for d in (False, True))
+        np.testing.assert_allclose(factored, direct, rtol=0, atol=1e-12)
 
 
 def test_default_quadrature_error_is_below_the_papers_rule():
@@ -182,7 +199,7 @@ def test_float32_and_large_arguments():
     f32 = ebmflow.rbm_couplings(cast_parameters(rbm, jnp.float32), 2)
     np.testing.assert_allclose(f32, f64, rtol=0, atol=2e-5 * np.abs(f64).max())  # float32 rounding
     big = ebmflow.PottsRBM(np.asarray(rbm.weights) * 60, np.asarray(rbm.visible_bias), np.asarray(rbm.hidden_bias))
-    values = ebmflow.rbm_couplings(big, 2)  # e^x would overflow: the stable path is taken
+    values = ebmflow.rbm_couplings(big, 2)  # e^x of the hidden inputs overflows: the factored form does not
     assert np.all(np.isfinite(values))
     iu = np.triu_indices(6, 1)
     exact = ebmflow.rbm_couplings(big, 2, method="exact")
