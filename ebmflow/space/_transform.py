@@ -43,8 +43,9 @@ def per_axis(x: Float[Array, "... q**n"], m, q: int | None = None) -> Float[Arra
         for _ in range(r):
             kron = np.kron(kron, m)
         y = x.reshape((*x.shape[:-1], q ** (n - r), q**r))
-        y = jnp.matmul(y, jnp.asarray(kron.T, x.dtype), precision=jax.lax.Precision.HIGHEST)  # no TF32
-        return jnp.swapaxes(y, -1, -2).reshape(x.shape)
+        # one product that writes the rotated layout (no separate transpose pass); HIGHEST: no TF32
+        y = jnp.einsum("kb,...ab->...ka", jnp.asarray(kron, x.dtype), y, precision=jax.lax.Precision.HIGHEST)
+        return y.reshape(x.shape)
 
     radix = max(1, int(math.log(_RADIX_SIZE, q) + 1e-9))
     passes, rest = divmod(n, radix)
