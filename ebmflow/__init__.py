@@ -28,7 +28,7 @@ from ._budget import (
     state_budget as state_budget,
 )
 from ._devices import initialize_distributed as initialize_distributed, use_cpu_devices as use_cpu_devices
-from ._tree import flatten as flatten
+from ._tree import cast_parameters as cast_parameters, flatten as flatten
 from .analysis import (
     StabilityReport as StabilityReport,
     classify_batch as classify_batch,

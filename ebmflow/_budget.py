@@ -126,17 +126,17 @@ def evaluation_rate() -> float:
     return 2**20 / max(time.perf_counter() - start, 1e-9)
 
 
-def check_states(what: str, states: int, work_per_state: int = 1) -> None:
-    """Raise `ComputeBudgetError` if a sum over ``states`` states exceeds the state budget.
+def check_states(what: str, states: int, work_per_state: int = 1, terms: str = "states") -> None:
+    """Raise `ComputeBudgetError` if a sum over ``states`` states (or other ``terms``) exceeds the state budget.
 
     The message estimates the time from ``work_per_state`` elementwise evaluations per
-    state (hidden units, say) at this machine's measured `evaluation_rate`.
+    term (hidden units, quadrature nodes) at this machine's measured `evaluation_rate`.
     """
     budget = state_budget()
     if states > budget:
         seconds = float(min(states * max(work_per_state, 1), 10**300)) / evaluation_rate()
         raise ComputeBudgetError(
-            f"{what} sums over {states:.4g} states, over the budget of {budget:.4g} states per exact sum: at this "
+            f"{what} sums over {states:.4g} {terms}, over the budget of {budget:.4g} {terms} per exact sum: at this "
             f"machine's measured rate it would take roughly {format_seconds(seconds)} per pass. Use fewer sites, "
             "or raise the budget with ebmflow.set_state_budget(2**40) or the EBMFLOW_STATE_BUDGET environment variable."
         )

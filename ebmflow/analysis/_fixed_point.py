@@ -6,6 +6,7 @@ import optimistix as optx
 from jaxtyping import Array
 
 from .._objective import Objective
+from .._threads import one_blas_thread
 from .._tree import cast_parameters
 from ..dynamics._solution import RESULTS, describe, raise_if_failed
 from ..exact._divergence import check_pair
@@ -57,6 +58,7 @@ def _refine(model, probs, penalty, rtol, atol, max_steps, tol):
     return objective.unflatten(sol.value), norm, sol.stats["num_steps"], code
 
 
+@one_blas_thread
 def fixed_point(
     model, target, *, tol: float = 1e-10, penalty: float = 0.0, max_steps: int = 256, rtol: float = 1e-12,
     atol: float = 1e-14, throw: bool = False,

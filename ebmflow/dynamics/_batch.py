@@ -9,6 +9,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from .._tree import take
+from ..energies._base import AbstractEnergy, energy_output
 
 
 def batch_size(models, function: str) -> int:
@@ -20,7 +21,21 @@ def batch_size(models, function: str) -> int:
             f"eqx.filter_vmap(lambda k: RBM.init(k, 8, 16))(keys); got leading sizes {sorted(sizes)} "
             f"(for a single model, use ebmflow.{function.removesuffix('_batch')})"
         )
+    if _single(models):
+        raise ValueError(
+            f"{function} got a single {type(models).__name__} (its energy of one state is a scalar): give models with "
+            f"a leading batch axis on every parameter, e.g. eqx.filter_vmap(lambda k: RBM.init(k, 8, 16))(keys), or "
+            f"use ebmflow.{function.removesuffix('_batch')}"
+        )
     return sizes.pop()
+
+
+def _single(models) -> bool:
+    """True for one model whose parameters merely have equal leading sizes (a batch's energy is not a scalar)."""
+    try:
+        return isinstance(models, AbstractEnergy) and energy_output(models).shape == ()
+    except Exception:  # a batch whose energy does not even trace
+        return False
 
 
 @eqx.filter_jit

@@ -8,10 +8,12 @@ import jax
 import jax.numpy as jnp
 
 from .._objective import Objective
+from .._threads import one_blas_thread
 from .._tree import model_dtype, take
 from ..effective._couplings import values_couplings
 from ..exact._divergence import check_pair
 from ..exact._sums import check_sum
+from ..exact._target import Target
 from ..space._abstract import check_mesh
 from ._batch import batch_size, run_batch
 from ._options import FlowOptions
@@ -68,6 +70,13 @@ def _solve(model, target, ts, t1, penalty, options: FlowOptions):
     code = RESULTS.promote(sol.result)
     code = RESULTS.where(code == RESULTS.event_occurred, RESULTS.steady_state, code)
     code = RESULTS.where(jnp.all(jnp.isfinite(theta_end)), code, RESULTS.nonfinite)
+    # A flow that runs into parameters where the gradient is not finite has every later step rejected, and would
+    # report max_steps: look one small step ahead along the flow from where it stopped (two gradients, not counted
+    # in the stats, like the observables').
+    blocked = jax.lax.cond(code == RESULTS.max_steps_reached,
+                           lambda: _blocked(vector_field, t_end, theta_end, (target.probs, penalty)),
+                           lambda: jnp.asarray(False))
+    code = RESULTS.where(blocked, RESULTS.nonfinite, code)
     # Save times not reached: the final state after a steady-state stop, NaN after a failure.
     fill = jnp.where(code == RESULTS.steady_state, theta_end, jnp.nan)
     thetas = jnp.where((ts <= t_end)[:, None] & jnp.isfinite(sol.ys[0]), sol.ys[0], fill)
@@ -82,6 +91,14 @@ def _solve(model, target, ts, t1, penalty, options: FlowOptions):
         hessian_evaluations=-1 if counts is None else counts[1] * steps,
     )
     return solution(objective, thetas, ts, target, penalty, t_end, code, stats)
+
+
+def _blocked(vector_field, t, theta, args):
+    """True if the gradient is not finite at ``theta``, or a step of relative size √ε along the flow from it."""
+    g = vector_field(t, theta, args)
+    norm = jnp.linalg.norm(g)
+    step = jnp.sqrt(jnp.finfo(theta.dtype).eps) * (1 + jnp.linalg.norm(theta)) * jnp.where(norm > 0, g / norm, 0)
+    return ~jnp.all(jnp.isfinite(g)) | ~jnp.all(jnp.isfinite(vector_field(t, theta + step, args)))
 
 
 def solution(objective, thetas, ts, target, penalty, t_final, code, stats) -> FlowSolution:
@@ -117,6 +134,7 @@ def _prepare(function: str, model, target, t1, options: dict):
     return target, ts, jnp.asarray(t1, dtype), jnp.asarray(opts.penalty, dtype), static
 
 
+@one_blas_thread
 def flow(model, target, t1: float, *, throw: bool = True, **options) -> FlowSolution:
     """Integrate the exact gradient flow ``dθ/dt = -∇_θ [KL(p_D || p_θ) + (penalty/2)||θ||²]``.
 
@@ -139,6 +157,7 @@ def flow(model, target, t1: float, *, throw: bool = True, **options) -> FlowSolu
     return raise_if_failed(_solve_jit(model, target, ts, t1, penalty, static), throw)
 
 
+@one_blas_thread
 def flow_batch(models, target, t1: float, *, mesh=None, **options) -> FlowSolution:
     """`flow` for a batch of models (and optionally of targets), vmapped, one compilation.
 
@@ -151,7 +170,10 @@ def flow_batch(models, target, t1: float, *, mesh=None, **options) -> FlowSoluti
     each has its own ``result`` (see `summarize`).
     """
     size = batch_size(models, "flow_batch")
-    batched_target = target.probs.ndim == 2
+    batched_target = isinstance(target, Target) and target.probs.ndim == 2
+    if batched_target and target.probs.shape[0] != size:
+        raise ValueError(f"flow_batch got {size} models but a batch of {target.probs.shape[0]} targets; give one "
+                         "target, or one per model")
     first = take(models, 0)
     _, ts, t1, penalty, static = _prepare("flow_batch", first, take(target, 0) if batched_target else target, t1,
                                           options)

@@ -3,6 +3,7 @@
 import dataclasses
 from typing import Any
 
+import diffrax as dfx
 import numpy as np
 
 from .._checks import positive_int
@@ -48,18 +49,49 @@ class FlowOptions:
             raise ValueError(f"t1 must be a positive finite time (a number); got {t1!r}")
         if self.ts is None:
             return save_times(t1, positive_int("num_saves", self.num_saves))
-        ts = np.asarray(self.ts, dtype=float)
-        if ts.ndim != 1 or ts.size == 0 or np.any(np.diff(ts) <= 0) or ts[0] < 0 or ts[-1] > t1:
-            raise ValueError(f"ts must be increasing save times in [0, t1={t1}]; got {ts}")
+        try:
+            ts = np.asarray(self.ts, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"ts must be save times (numbers); got {self.ts!r}") from None
+        if ts.ndim != 1 or ts.size == 0:
+            raise ValueError(f"ts must be increasing save times in [0, t1={t1}], a 1-D sequence; got shape {ts.shape}")
+        # Times within rounding of t1 (np.logspace can overshoot by an ulp) are t1.
+        ts = np.where((ts > t1) & (ts <= t1 * (1 + 1e-12)), t1, ts)
+        for i, t in enumerate(ts):
+            if not np.isfinite(t) or t < 0 or t > t1 or (i and t <= ts[i - 1]):
+                why = ("not finite" if not np.isfinite(t) else "outside [0, t1]" if t < 0 or t > t1
+                       else f"not after ts[{i - 1}] = {float(ts[i - 1])!r}")
+                raise ValueError(f"ts must be increasing save times in [0, t1={t1}]; ts[{i}] = {float(t)!r} is {why}")
         return ts
 
     def check(self) -> "FlowOptions":
-        """Refuse impossible tolerances; returns ``self``."""
-        if not (self.rtol > 0 and self.atol > 0):
-            raise ValueError(f"rtol and atol must be positive; got rtol={self.rtol}, atol={self.atol}")
-        if self.steady_tol is not None and not self.steady_tol > 0:
-            raise ValueError(f"steady_tol must be positive or None; got {self.steady_tol!r}")
+        """Refuse impossible options, naming them; returns ``self``."""
+        if not (_positive_number(self.rtol) and _positive_number(self.atol)):
+            raise ValueError(f"rtol and atol must be positive; got rtol={self.rtol!r}, atol={self.atol!r} (finite "
+                             "numbers)")
+        if self.steady_tol is not None and not _positive_number(self.steady_tol):
+            raise ValueError(f"steady_tol must be positive or None; got {self.steady_tol!r} (a finite number)")
+        if not (_number(self.penalty) and np.isfinite(self.penalty) and self.penalty >= 0):
+            raise ValueError(f"penalty must be a finite number >= 0; got {self.penalty!r}")
+        positive_int("max_steps", self.max_steps)
+        if self.solver is not None and not isinstance(self.solver, dfx.AbstractSolver):
+            raise TypeError(f"solver must be a diffrax solver such as ebmflow.Rodas4() or diffrax.Kvaerno5() (None: "
+                            f"Rodas4 with the exact Hessian); got {self.solver!r}")
+        if not isinstance(self.progress, bool):
+            raise TypeError(f"progress must be True or False; got {self.progress!r}")
         return self
+
+
+def _number(x) -> bool:
+    """A real number (Python, NumPy, or a 0-d array), not a bool."""
+    if isinstance(x, bool):
+        return False
+    return isinstance(x, (int, float, np.integer, np.floating)) or (
+        hasattr(x, "dtype") and np.ndim(x) == 0 and np.issubdtype(x.dtype, np.number) and np.isrealobj(x))
+
+
+def _positive_number(x) -> bool:
+    return _number(x) and bool(np.isfinite(x)) and x > 0
 
 
 def save_times(t1: float, num: int = 61, t_min: float | None = None) -> np.ndarray:

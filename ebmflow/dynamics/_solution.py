@@ -22,8 +22,8 @@ with warnings.catch_warnings():
 
         max_steps_reached = "max_steps reached before t1: raise max_steps, or loosen rtol/atol"
         nonfinite = (
-            "parameters became NaN or infinite: check the initial model and the target (with train: lower the "
-            "learning rate)"
+            "parameters or the gradient became NaN or infinite: check the initial model, the target and the energy "
+            "(with train: lower the learning rate)"
         )
         steady_state = "stopped at a steady state (||∇L|| <= steady_tol)"
         stalled = (

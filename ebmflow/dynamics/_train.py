@@ -11,6 +11,7 @@ from .._objective import Objective
 from .._tree import model_dtype, take
 from ..exact._divergence import check_pair
 from ..exact._sums import check_sum
+from ..exact._target import Target
 from ..space._abstract import check_mesh
 from ._batch import batch_size, run_batch
 from ._flow import solution
@@ -53,8 +54,16 @@ def _train_one(model, target, lengths, penalty, time_per_step, ts_steps, optimiz
 _train = eqx.filter_jit(_train_one)
 
 
-def _prepare(model, target, steps, save_at, num_saves, penalty, time_per_step):
+def _prepare(model, target, optimizer, steps, save_at, num_saves, penalty, time_per_step):
     """Validate once: ``(target in the model's dtype, (lengths, penalty, time_per_step, save steps))``."""
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise TypeError(f"optimizer must be an optax optimiser such as optax.adam(1e-2) or optax.sgd(0.1); got "
+                        f"{optimizer!r}")
+    for name, value in dict(penalty=penalty, time_per_step=time_per_step).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or \
+                not np.isfinite(value) or value < 0 or (name == "time_per_step" and value == 0):
+            raise ValueError(f"{name} must be a finite number {'> 0' if name == 'time_per_step' else '>= 0'}; got "
+                             f"{value!r}")
     target = check_pair(model, target)
     check_sum(model, 2, "training")
     steps = positive_int("steps", steps)
@@ -77,7 +86,7 @@ def train(
     learning rate η, pass ``time_per_step=η`` to compare with `flow` (SGD is the
     explicit Euler scheme of the flow). Observables are those of `flow`.
     """
-    target, args = _prepare(model, target, steps, save_at, num_saves, penalty, time_per_step)
+    target, args = _prepare(model, target, optimizer, steps, save_at, num_saves, penalty, time_per_step)
     return raise_if_failed(_train(model, target, *args, optimizer), throw)
 
 
@@ -91,10 +100,13 @@ def train_batch(
     `mesh` to split the members over devices. Never raises: each member has its ``result``.
     """
     size = batch_size(models, "train_batch")
-    batched_target = target.probs.ndim == 2
+    batched_target = isinstance(target, Target) and target.probs.ndim == 2
+    if batched_target and target.probs.shape[0] != size:
+        raise ValueError(f"train_batch got {size} models but a batch of {target.probs.shape[0]} targets; give one "
+                         "target, or one per model")
     first = take(models, 0)
-    _, args = _prepare(first, take(target, 0) if batched_target else target, steps, save_at, num_saves, penalty,
-                       time_per_step)
+    _, args = _prepare(first, take(target, 0) if batched_target else target, optimizer, steps, save_at, num_saves,
+                       penalty, time_per_step)
     target = target.astype(model_dtype(first))
     return run_batch(_train_one, models, target, args, optimizer, 0 if batched_target else None, check_mesh(mesh),
                      size)

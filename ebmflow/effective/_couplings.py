@@ -11,7 +11,7 @@ import jax
 from jaxtyping import Array, Float
 
 from ..energies._base import AbstractEnergy, check_energy
-from ..exact._sums import all_neg_energies, check_sum
+from ..exact._sums import all_neg_energies, check_sum, finite
 from ..exact._target import Target
 
 
@@ -50,7 +50,7 @@ def couplings(model_or_target: AbstractEnergy | Target) -> Float[Array, " states
     if isinstance(model_or_target, Target):
         return _target_couplings(model_or_target)
     check_sum(check_energy(model_or_target), 2, "couplings")
-    return model_couplings(model_or_target)
+    return finite(model_couplings(model_or_target), model_or_target, "couplings")
 
 
 def moments(model_or_target: AbstractEnergy | Target) -> Float[Array, " states"]:
@@ -58,4 +58,4 @@ def moments(model_or_target: AbstractEnergy | Target) -> Float[Array, " states"]
     if isinstance(model_or_target, Target):
         return _target_moments(model_or_target)
     check_sum(check_energy(model_or_target), 2, "moments")
-    return _model_moments(model_or_target)
+    return finite(_model_moments(model_or_target), model_or_target, "moments")

@@ -8,7 +8,7 @@ from jaxtyping import Array, Float
 from .._budget import check_memory
 from .._tree import flatten, model_dtype
 from ..energies._base import AbstractEnergy, check_energy
-from ..exact._sums import all_neg_energies, check_sum
+from ..exact._sums import all_neg_energies, check_sum, finite
 from ._couplings import values_couplings
 
 
@@ -37,7 +37,7 @@ def coupling_jacobian(model: AbstractEnergy) -> Float[Array, "states-1 P"]:
     Columns follow `flatten`'s order. Computed as ``q**-n transform(∂(-E)/∂θ)``.
     """
     check_jacobian_fits(check_energy(model))
-    return _jacobian(model)
+    return finite(_jacobian(model), model, "coupling_jacobian")
 
 
 @eqx.filter_jit
@@ -51,4 +51,4 @@ def tangent_kernel(model: AbstractEnergy) -> Float[Array, "states-1 states-1"]:
     size = check_energy(model).space.size
     check_memory(f"the tangent kernel K ({size - 1} × {size - 1})", size**2 * jnp.dtype(model_dtype(model)).itemsize)
     check_jacobian_fits(model)
-    return _tangent_kernel(model)
+    return finite(_tangent_kernel(model), model, "tangent_kernel")

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PyTree
 
-from .._tree import flatten, parameters
+from .._tree import flatten, model_dtype, parameters
 from ..space import AbstractStateSpace, Spins
 
 
@@ -109,14 +109,47 @@ def join_states(s_lo: Array, s_hi: Array) -> Array:
     return jnp.concatenate([s_lo, jnp.broadcast_to(s_hi, (s_lo.shape[0], s_hi.shape[0]))], axis=-1)
 
 
+_ENERGY_OUTPUTS: dict = {}
+
+
+def energy_output(model) -> jax.ShapeDtypeStruct:
+    """Shape and dtype of ``model.energy`` of one state, traced once per model structure (not per call)."""
+    leaves, treedef = jax.tree_util.tree_flatten(parameters(model))
+    key = (type(model), treedef, tuple((leaf.shape, jnp.dtype(leaf.dtype).name) for leaf in leaves))
+    if key not in _ENERGY_OUTPUTS:
+        space = model.space
+        state = jax.ShapeDtypeStruct((space.n,), space.state_dtype(model_dtype(model)))
+        _ENERGY_OUTPUTS[key] = jax.eval_shape(lambda m, s: m.energy(s), model, state)
+    return _ENERGY_OUTPUTS[key]
+
+
 def check_energy(model) -> AbstractEnergy:
-    """Type check and, for concrete parameters, refuse NaN or infinite values."""
+    """Check a model once at the public boundary.
+
+    Its type and space; parameters of one floating dtype, float32 or float64; ``energy`` of one
+    state returning a real scalar (traced once per model structure); and, for concrete
+    parameters, no NaN or infinite values.
+    """
     if not isinstance(model, AbstractEnergy):
         raise TypeError(f"expected an energy model (a subclass of ebmflow.AbstractEnergy); got {type(model).__name__}")
+    name = type(model).__name__
     if not isinstance(getattr(model, "space", None), AbstractStateSpace):
         raise TypeError(
-            f"{type(model).__name__} has no state space: declare a field `space` (e.g. ebmflow.Spins(n)) or, "
+            f"{name} has no state space: declare a field `space` (e.g. ebmflow.Spins(n)) or, "
             "over spins, a static int field `n`"
+        )
+    dtypes = sorted({jnp.dtype(leaf.dtype).name for leaf in jax.tree_util.tree_leaves(parameters(model))})
+    if len(dtypes) > 1 or (dtypes and dtypes[0] not in ("float32", "float64")):
+        raise TypeError(
+            f"{name}'s parameters must all be float32 or all float64 (ebmflow computes in one of them); got "
+            f"{', '.join(dtypes)}: cast them, e.g. ebmflow.cast_parameters(model, jnp.float64)"
+        )
+    out = energy_output(model)
+    if out.shape != () or not jnp.issubdtype(out.dtype, jnp.floating):
+        raise ValueError(
+            f"{name}.energy must return a real scalar for one state of shape ({model.space.n},); it returns "
+            f"shape {out.shape} and dtype {out.dtype}" + (" (a batch of models goes to flow_batch or train_batch)"
+                                                         if out.shape else "")
         )
     for path, leaf in jax.tree_util.tree_leaves_with_path(parameters(model)):
         if not isinstance(leaf, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(leaf))):

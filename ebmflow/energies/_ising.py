@@ -46,6 +46,8 @@ class Ising(AbstractEnergy):
     def from_matrix(cls, fields, matrix) -> "Ising":
         """From fields ``(n,)`` and a symmetric ``(n, n)`` coupling matrix (diagonal ignored)."""
         matrix = np.asarray(matrix)
+        if matrix.ndim == 2 and np.issubdtype(matrix.dtype, np.number) and not np.all(np.isfinite(matrix)):
+            raise ValueError("the coupling matrix has NaN or infinite entries; couplings must be finite")
         if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or not np.allclose(matrix, matrix.T):
             raise ValueError(f"the coupling matrix must be square and symmetric; got shape {matrix.shape}")
         return cls(fields, jnp.asarray(matrix)[_pairs(matrix.shape[0])])

@@ -10,7 +10,7 @@ from jaxtyping import Array, Float
 from .._tree import model_dtype
 from ..energies._base import AbstractEnergy, check_energy
 from ._engine import reduce
-from ._sums import check_sum, streamed_log_partition
+from ._sums import check_sum, finite, streamed_log_partition
 from ._target import Target
 
 
@@ -75,14 +75,14 @@ def nll(model: AbstractEnergy, target: Target) -> Float[Array, ""]:
     """Cross-entropy ``-Σ_v p_D(v) ln p_θ(v)`` in nats (the NLL per sample of an infinite data set)."""
     check_pair(model, target)
     check_sum(model, 1, "nll")
-    return _nll(model, target)
+    return finite(_nll(model, target), model, "nll")
 
 
 def kl(model: AbstractEnergy, target: Target) -> Float[Array, ""]:
     """``KL(p_D || p_θ)`` in nats."""
     check_pair(model, target)
     check_sum(model, 1, "kl")
-    return _kl(model, target)
+    return finite(_kl(model, target), model, "kl")
 
 
 _kl = eqx.filter_jit(lambda model, target: _nll(model, target) - target.entropy)
@@ -97,4 +97,4 @@ def kl_and_grad(model: AbstractEnergy, target: Target):
     """
     check_pair(model, target)  # the sums run in the model's dtype; the entropy stays in the target's
     check_sum(model, 1, "kl_and_grad")
-    return _kl_and_grad(model, target)
+    return finite(_kl_and_grad(model, target), model, "kl_and_grad")

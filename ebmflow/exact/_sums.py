@@ -35,6 +35,27 @@ def check_sum(model: AbstractEnergy, full_vectors: int, what: str) -> None:
     check_states(f"{what} for {label}{where}", per_device, model.width)
 
 
+@jax.jit
+def _all_finite(tree) -> Array:
+    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
+
+
+def finite(result, model: AbstractEnergy, what: str):
+    """``result``, or an error if any of it is NaN or infinite (inside jit: `eqx.error_if` on the result).
+
+    A finite model can still have a non-finite energy (an overflow, a log of a negative number in a
+    user's energy); its sums must not come back as plain numbers.
+    """
+    message = (f"{what} of {type(model).__name__} is NaN or infinite: its energy is not finite at some state "
+               "(check the energy for overflows or invalid operations)")
+    ok = _all_finite(result)
+    if isinstance(ok, jax.core.Tracer):
+        return eqx.error_if(result, ~ok, message)
+    if not bool(ok):
+        raise ValueError(message)
+    return result
+
+
 def chunk_values(model: AbstractEnergy):
     """``chunk(index) -> -E`` of that chunk's states, with the low-digit features computed once (THEORY §8)."""
     space, dtype = model.space, model_dtype(model)
@@ -68,7 +89,7 @@ def _log_probs(model):
 def neg_energies(model: AbstractEnergy) -> Float[Array, " states"]:
     """``-E_θ(v)`` for all states of ``model.space``, index order."""
     check_sum(check_energy(model), 1, "neg_energies")
-    return _neg_energies(model)
+    return finite(_neg_energies(model), model, "neg_energies")
 
 
 _neg_energies = eqx.filter_jit(all_neg_energies)
@@ -77,19 +98,19 @@ _neg_energies = eqx.filter_jit(all_neg_energies)
 def log_partition(model: AbstractEnergy) -> Float[Array, ""]:
     """``ln Z(θ) = ln Σ_v exp(-E_θ(v))``, streamed over chunks of states."""
     check_sum(check_energy(model), 0, "log_partition")
-    return _log_partition(model)
+    return finite(_log_partition(model), model, "log_partition")
 
 
 def log_probs(model: AbstractEnergy) -> Float[Array, " states"]:
     """``ln p_θ(v)`` for all states, index order."""
     check_sum(check_energy(model), 2, "log_probs")
-    return _log_probs(model)
+    return finite(_log_probs(model), model, "log_probs")
 
 
 def probs(model: AbstractEnergy) -> Float[Array, " states"]:
     """``p_θ(v)`` for all states, index order."""
     check_sum(check_energy(model), 2, "probs")
-    return _probs(model)
+    return finite(_probs(model), model, "probs")
 
 
 _probs = eqx.filter_jit(lambda model: jnp.exp(_log_probs(model)))

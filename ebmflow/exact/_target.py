@@ -30,7 +30,7 @@ class Target(eqx.Module):
     description: str = eqx.field(static=True)
 
     def __init__(self, probs, description: str = "probability vector", *, space: AbstractStateSpace | None = None):
-        probs = jnp.asarray(probs)
+        probs = jnp.asarray(_real_numbers(probs))
         if probs.ndim != 1:
             size = "2**n" if space is None else space.size
             raise ValueError(f"target probs must have shape ({size},); got {probs.shape}")
@@ -53,10 +53,16 @@ class Target(eqx.Module):
     @classmethod
     def from_probs(cls, probs, normalize: bool = False, *, space: AbstractStateSpace | None = None) -> "Target":
         """From a probability vector of shape ``(q**n,)`` (index order); ``normalize`` rescales it."""
-        probs = jnp.asarray(probs)
+        probs = jnp.asarray(_real_numbers(probs))
         if not jnp.issubdtype(probs.dtype, jnp.floating):
             probs = probs.astype(jnp.result_type(float))
-        return cls(probs / probs.sum() if normalize else probs, space=space)
+        if normalize:
+            total = probs.sum()
+            if is_concrete(total) and not (np.isfinite(total) and total > 0):
+                raise ValueError(f"cannot normalise target probs that sum to {float(total)!r}; the entries must be "
+                                 "finite and non-negative with a positive sum")
+            probs = probs / total
+        return cls(probs, space=space)
 
     @classmethod
     def from_samples(
@@ -109,6 +115,21 @@ class Target(eqx.Module):
     def entropy(self) -> Float[Array, ""]:
         """``-Σ p log p`` in nats."""
         return -(self.probs * jnp.log(self.probs)).sum()
+
+
+def _real_numbers(probs):
+    """``probs`` if an array of real numbers (a sequence becomes a NumPy array); else a TypeError saying what it is."""
+    array = probs
+    if not hasattr(probs, "dtype"):
+        try:
+            array = np.asarray(probs)
+        except (TypeError, ValueError):
+            array = None
+    dtype = getattr(array, "dtype", None)
+    if dtype is None or not any(jnp.issubdtype(dtype, kind) for kind in (jnp.integer, jnp.floating, jnp.bool_)):
+        raise TypeError(f"target probs must be real numbers; got {type(probs).__name__} of "
+                        f"{dtype if dtype is not None else 'mixed or unknown type'}")
+    return array
 
 
 def _check_probs(p: np.ndarray) -> None:

@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,6 +19,17 @@ import numpy as np
 from .._devices import is_writer
 
 FORMAT = "ebmflow-results/1"
+
+
+class OutputError(OSError):
+    """A file or folder that cannot be written: ``str()`` names the path and the cause.
+
+    An `OSError` (``errno``, ``strerror``, ``filename``), so callers that handle file-system
+    errors handle it too; the command line prints it and exits with code 2.
+    """
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename}: {self.strerror}"
 
 
 class Results(Mapping):
@@ -62,6 +74,9 @@ def load(path: str | os.PathLike) -> Results:
             arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError) as err:
         raise ValueError(f"cannot read results file {str(path)!r}: {err}") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:  # a damaged archive: bad checksum, truncated entry
+        raise ValueError(f"results file {str(path)!r} is damaged (a corrupted or truncated .npz archive): {err}") \
+            from None
     if "metadata" not in arrays:
         raise ValueError(f"{str(path)!r} is not an ebmflow results file (no metadata entry)")
     try:
@@ -81,23 +96,40 @@ def write_json(path: str | os.PathLike, data: dict) -> Path:
 
 
 def _write_atomically(path: Path, mode: str, write) -> Path:
-    """``write(file)`` into a temporary file in ``path``'s folder, then rename it to ``path``.
+    """``write(file)`` into a temporary file ``.NAME.*.tmp`` in ``path``'s folder, then rename it to ``path``.
 
-    A failure leaves ``path`` as it was and no temporary file behind. In a multi-process run
-    only process 0 writes.
+    A failure leaves ``path`` as it was and no temporary file behind (a killed process can leave
+    one: `remove_stale_temporaries`); an `OSError` comes back as an `OutputError` naming ``path``.
+    In a multi-process run only process 0 writes.
     """
     if not is_writer():
         return path
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, mode) as f:
             write(f)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private (0600); give it normal permissions
         os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
+    except BaseException as err:
+        if tmp is not None:
+            os.unlink(tmp)
+        if isinstance(err, OSError) and not isinstance(err, OutputError):
+            raise OutputError(err.errno, err.strerror or str(err), str(path)) from err
         raise
     return path
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, names=("results.npz", "summary.json")) -> list[Path]:
+    """Delete the temporary files ``.NAME.*.tmp`` that a killed writer left in ``folder``; returns them.
+
+    Only for a folder no other writer is using (the caller holds its lock): a live writer's
+    temporary file matches the same pattern.
+    """
+    stale = [p for name in names for p in Path(folder).glob(f".{name}.*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink()
+    return stale
 
 
 def _umask() -> int:

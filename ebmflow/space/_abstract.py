@@ -70,6 +70,10 @@ class AbstractStateSpace(eqx.Module):
         """Inverse of `states_from_indices`."""
 
     @abc.abstractmethod
+    def state_dtype(self, dtype):
+        """The dtype of the states energies see, for a model computing in ``dtype``."""
+
+    @abc.abstractmethod
     def to_digits(self, states) -> Int[Array, "*batch n"]:
         """The values ``v_i ∈ {0..q-1}`` of states given in the form the energies see."""
 

@@ -71,6 +71,9 @@ class Potts(AbstractStateSpace):
         powers = jnp.asarray([self.q**i for i in range(states.shape[-1])], dtype)
         return (states.astype(dtype) * powers).sum(-1)
 
+    def state_dtype(self, dtype):
+        return jnp.dtype(jnp.int32)
+
     def to_digits(self, states) -> Int[Array, "*batch n"]:
         return jnp.asarray(states).astype(jnp.int32)
 

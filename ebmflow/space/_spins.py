@@ -54,6 +54,9 @@ class Spins(AbstractStateSpace):
         """The index of ±1 states of shape ``(..., n)``."""
         return state_index(states)
 
+    def state_dtype(self, dtype):
+        return jnp.dtype(dtype)
+
     def to_digits(self, states) -> Int[Array, "*batch n"]:
         return (jnp.asarray(states) < 0).astype(jnp.int32)
 

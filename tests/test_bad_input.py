@@ -1,0 +1,283 @@
+"""Bad input through the public API: a clear error naming the problem (or a result code saying it), never a raw
+traceback from inside JAX, Equinox, diffrax, NumPy or zipfile, nor a misleading message."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import ebmflow as ef
+from ebmflow.io import save
+
+N = 4
+
+
+def _target(n=N, field=0.0):
+    """A product target with magnetisation ``tanh(field)`` per spin (uniform for ``field = 0``)."""
+    p = np.exp(field * np.asarray(ef.all_states(n)).sum(1))
+    return ef.Target.from_probs(p / p.sum())
+
+
+def _ising(n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return ef.Ising(0.3 * rng.normal(size=n), 0.3 * rng.normal(size=n * (n - 1) // 2))
+
+
+def _rbm(n=N, n_hidden=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return ef.RBM(0.3 * rng.normal(size=(n_hidden, n)), 0.3 * rng.normal(size=n), 0.3 * rng.normal(size=n_hidden))
+
+
+class VectorEnergy(ef.AbstractEnergy):
+    """A user energy that forgets to sum: one energy per spin instead of a scalar."""
+
+    space: ef.Spins
+    theta: jax.Array
+
+    def energy(self, s):
+        return -self.theta * s
+
+
+class NanEnergy(ef.AbstractEnergy):
+    """A user energy that is NaN at every state."""
+
+    space: ef.Spins
+    theta: jax.Array
+
+    def energy(self, s):
+        return jnp.nan * s.sum() * self.theta
+
+
+class CliffEnergy(ef.AbstractEnergy):
+    """Finite for ``theta < 0.5`` and NaN beyond: a flow towards magnetised targets runs into the NaN region."""
+
+    space: ef.Spins
+    theta: jax.Array
+
+    def energy(self, s):
+        return jnp.where(self.theta < 0.5, -self.theta * s.sum(), jnp.nan)
+
+
+# ----------------------------------------------------------------------------- 1-2: user energies
+
+
+def test_user_energy_returning_a_vector_names_the_class_and_the_shape():
+    model = VectorEnergy(ef.Spins(N), jnp.asarray(0.5))
+    with pytest.raises(ValueError, match=r"VectorEnergy\.energy must return a real scalar for one state of shape "
+                                         r"\(4,\); it returns shape \(4,\)"):
+        ef.kl(model, _target())
+
+
+def test_user_energy_returning_nan_is_an_error():
+    model = NanEnergy(ef.Spins(N), jnp.asarray(0.5))
+    with pytest.raises(ValueError, match=r"kl of NanEnergy is NaN or infinite: its energy is not finite"):
+        ef.kl(model, _target())
+    with pytest.raises(ValueError, match=r"log_partition of NanEnergy is NaN or infinite"):
+        ef.log_partition(model)
+
+
+def test_user_energy_returning_nan_inside_jit_is_flagged_at_run_time():
+    model, target = NanEnergy(ef.Spins(N), jnp.asarray(0.5)), _target()
+    # eqx.filter_jit, the model passed: Equinox's own runtime error
+    with pytest.raises(eqx.EquinoxRuntimeError, match=r"kl of NanEnergy is NaN or infinite"):
+        eqx.filter_jit(ef.kl)(model, target)
+    # jax.jit, the model closed over, or built from a traced parameter: JAX's runtime error carries the message
+    with pytest.raises(jax.errors.JaxRuntimeError, match=r"kl of NanEnergy is NaN or infinite"):
+        jax.jit(lambda: ef.kl(model, target))()
+    with pytest.raises(jax.errors.JaxRuntimeError, match=r"log_partition of NanEnergy is NaN or infinite"):
+        jax.jit(lambda theta: ef.log_partition(NanEnergy(ef.Spins(N), theta)))(jnp.asarray(0.5))
+
+
+# ----------------------------------------------------------------------------- 3-5: flow and train options
+
+
+def test_non_finite_save_times_name_the_entry():
+    model, target = _ising(), _target(3)
+    with pytest.raises(ValueError, match=r"ts must be increasing save times in \[0, t1=10\.0\]; ts\[1\] = nan is "
+                                         r"not finite"):
+        ef.flow(model, target, 10.0, ts=[0, np.nan, 10])
+    with pytest.raises(ValueError, match=r"ts\[2\] = inf is not finite"):
+        ef.flow(model, target, 10.0, ts=[0, 1, np.inf])
+
+
+def test_save_times_one_ulp_past_t1_are_clipped_and_beyond_are_refused():
+    model, target, t1 = _ising(), _target(3), 2000.0
+    ts = np.logspace(-2, np.log10(t1), 150)
+    assert ts[-1] > t1  # np.logspace overshoots by an ulp
+    sol = ef.flow(model, target, t1, ts=ts)
+    assert bool(sol.ok) and float(sol.ts[-1]) == t1 and float(sol.t_final) == t1
+    beyond = ts.copy()
+    beyond[-1] = 2001.0
+    with pytest.raises(ValueError, match=r"ts\[149\] = 2001\.0 is outside \[0, t1\]$") as error:
+        ef.flow(model, target, t1, ts=beyond)
+    assert len(str(error.value)) < 200  # the offending entry, not the whole array
+
+
+@pytest.mark.parametrize("penalty", [np.nan, -1.0, np.inf])
+def test_bad_penalty(penalty):
+    model, target = _ising(), _target(3)
+    match = rf"penalty must be a finite number >= 0; got {penalty!r}"
+    with pytest.raises(ValueError, match=match):
+        ef.flow(model, target, 1.0, penalty=penalty)
+    with pytest.raises(ValueError, match=match):
+        ef.train(model, target, optax.sgd(0.1), 10, penalty=penalty)
+
+
+def test_flow_into_a_non_finite_gradient_says_non_finite_not_max_steps():
+    """Every step across the NaN boundary is rejected; the flow stops at it and says why."""
+    target = _target(3, field=1.0)
+    model = CliffEnergy(ef.Spins(3), jnp.asarray(0.0))
+    sol = ef.flow(model, target, 10.0, num_saves=5, max_steps=1000, throw=False)
+    assert sol.result == ef.RESULTS.nonfinite and not bool(sol.ok)
+    assert "NaN or infinite" in sol.message and "max_steps" not in sol.message
+    assert 0 < float(sol.t_final) < 10.0
+    with pytest.raises(RuntimeError, match=r"parameters or the gradient became NaN or infinite"):
+        ef.flow(model, target, 10.0, num_saves=5, max_steps=1000)
+    batch = ef.flow_batch(CliffEnergy(ef.Spins(3), jnp.asarray([0.0, 0.1])), target, 10.0, num_saves=5,
+                          max_steps=1000)
+    assert [int(c) for c in np.asarray(batch.result._value)] == [ef.RESULTS.nonfinite._value] * 2
+    with pytest.raises(RuntimeError, match=r"parameters or the gradient became NaN or infinite"):
+        ef.train(model, target, optax.sgd(1.0), 20, num_saves=5)
+
+
+@pytest.mark.parametrize("max_steps", [0, -3, 2.5])
+def test_bad_max_steps(max_steps):
+    with pytest.raises(ValueError, match=rf"max_steps must be a positive int; got {max_steps!r}"):
+        ef.flow(_ising(), _target(3), 1.0, max_steps=max_steps)
+
+
+def test_solver_and_optimizer_given_by_name_are_refused():
+    model, target = _ising(), _target(3)
+    with pytest.raises(TypeError, match=r"solver must be a diffrax solver such as ebmflow\.Rodas4\(\) .*got 'rodas4'"):
+        ef.flow(model, target, 1.0, solver="rodas4")
+    for name in ("adam", "not-an-optimizer"):
+        with pytest.raises(TypeError, match=rf"optimizer must be an optax optimiser such as optax\.adam\(1e-2\) .*"
+                                            rf"got '{name}'"):
+            ef.train(model, target, name, 10)
+
+
+# ----------------------------------------------------------------------------- 6-8: targets, environment, dtypes
+
+
+def test_normalising_zero_probabilities():
+    with pytest.raises(ValueError, match=r"cannot normalise target probs that sum to 0\.0"):
+        ef.Target.from_probs(np.zeros(16), normalize=True)
+
+
+def test_unreadable_memory_budget_in_the_environment(monkeypatch):
+    monkeypatch.setenv("EBMFLOW_MEMORY_BUDGET", "lots")
+    with pytest.raises(ValueError, match=r"cannot read the environment variable EBMFLOW_MEMORY_BUDGET 'lots'"):
+        ef.kl(_rbm(), _target())
+
+
+def test_probabilities_that_are_not_real_numbers():
+    for probs, kind in ((np.array(["a"] * 16), "ndarray of <U1"), (["a"] * 16, "list of <U1"),
+                        (np.full(16, 1 / 16, complex), "ndarray of complex128")):
+        with pytest.raises(TypeError, match=rf"target probs must be real numbers; got {kind}"):
+            ef.Target.from_probs(probs, normalize=True)
+    with pytest.raises(TypeError, match=r"target probs must be real numbers; got ndarray of <U1"):
+        ef.Target(np.array(["a"] * 16))
+
+
+def test_parameters_of_mixed_or_half_precision():
+    rbm, target = _rbm(), _target()
+    mixed = eqx.tree_at(lambda m: m.weights, rbm, rbm.weights.astype(jnp.float32))
+    with pytest.raises(TypeError, match=r"RBM's parameters must all be float32 or all float64 .*got float32, float64: "
+                                        r"cast them, e.g\. ebmflow\.cast_parameters"):
+        ef.kl(mixed, target)
+    with pytest.raises(TypeError, match=r"got float16: cast them, e\.g\. ebmflow\.cast_parameters"):
+        ef.log_partition(ef.cast_parameters(rbm, jnp.float16))
+    with pytest.raises(TypeError, match=r"got float32, float64"):
+        ef.flow(mixed, target, 1.0)
+
+
+# ----------------------------------------------------------------------------- 10: batches
+
+
+def test_batch_sizes_that_do_not_fit():
+    models = eqx.filter_vmap(lambda k: ef.RBM.init(k, N, 2, scale=0.1))(jax.random.split(jax.random.PRNGKey(0), 3))
+    targets = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), _target(field=0.1), _target(field=0.2))
+    with pytest.raises(ValueError, match=r"flow_batch got 3 models but a batch of 2 targets; give one target, or "
+                                         r"one per model"):
+        ef.flow_batch(models, targets, 1.0)
+    with pytest.raises(ValueError, match=r"train_batch got 3 models but a batch of 2 targets"):
+        ef.train_batch(models, targets, optax.sgd(0.1), 10)
+    with pytest.raises(TypeError, match=r"expected an ebmflow\.Target; got ndarray"):
+        ef.train_batch(models, np.full(2**N, 2.0**-N), optax.sgd(0.1), 10)
+    # a batch given where one model is expected
+    for call in (lambda: ef.flow(models, _target(), 1.0), lambda: ef.train(models, _target(), optax.sgd(0.1), 10),
+                 lambda: ef.kl(models, _target())):
+        with pytest.raises(ValueError, match=r"RBM\.energy must return a real scalar .*it returns shape \(3,\).*"
+                                             r"a batch of models goes to flow_batch or train_batch"):
+            call()
+
+
+def test_a_single_model_whose_leading_sizes_coincide_is_not_a_batch():
+    """Ising at n = 3 has 3 fields and 3 couplings, an RBM with 3 hidden units and 3 spins 3 rows: not a batch of 3."""
+    for model in (_ising(3), _rbm(3, 3)):
+        name = type(model).__name__
+        with pytest.raises(ValueError, match=rf"flow_batch got a single {name} \(its energy of one state is a "
+                                             rf"scalar\).*or use ebmflow\.flow$"):
+            ef.flow_batch(model, _target(3), 1.0)
+    with pytest.raises(ValueError, match=r"train_batch got a single Ising.*or use ebmflow\.train$"):
+        ef.train_batch(_ising(3), _target(3), optax.sgd(0.1), 10)
+
+
+# ----------------------------------------------------------------------------- 11: results files
+
+
+def test_bit_flipped_results_file(tmp_path):
+    path = save(tmp_path / "results.npz", {"name": "flip"}, {"kl": np.linspace(1.0, 0.0, 2000)})
+    assert ef.load(path).metadata["name"] == "flip"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the array's bytes: its CRC no longer matches
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"results file '.*results\.npz' is damaged \(a corrupted or truncated \.npz "
+                                         r"archive\): Bad CRC-32 for file 'kl\.npy'"):
+        ef.load(tmp_path)
+
+
+# ----------------------------------------------------------------------------- 12: constructors and casts
+
+
+def test_ising_from_a_matrix_with_nan_or_inf():
+    for bad in (np.nan, np.inf):
+        matrix = np.zeros((3, 3))
+        matrix[0, 2] = matrix[2, 0] = bad
+        with pytest.raises(ValueError, match=r"the coupling matrix has NaN or infinite entries; couplings must be "
+                                             r"finite"):
+            ef.Ising.from_matrix(np.zeros(3), matrix)
+
+
+class MaskedPairs(ef.AbstractEnergy):
+    """A user energy with an integer array that is not a parameter."""
+
+    space: ef.Spins
+    couplings: jax.Array
+    pairs: jax.Array  # int (K, 2)
+
+    def energy(self, s):
+        return -jnp.sum(self.couplings * s[self.pairs[:, 0]] * s[self.pairs[:, 1]])
+
+
+def test_cast_parameters_round_trip():
+    """Parameters (inexact arrays) cast as NumPy casts them; integer arrays, static fields and structure kept."""
+    user = MaskedPairs(ef.Spins(N), jnp.asarray([0.1, -0.7, 1 / 3]), jnp.asarray([[0, 1], [1, 3], [0, 2]]))
+    for original in (_rbm(seed=1), user):
+        f32 = ef.cast_parameters(original, jnp.float32)
+        assert jax.tree_util.tree_structure(f32) == jax.tree_util.tree_structure(original)  # static fields included
+        leaves, leaves32 = jax.tree_util.tree_leaves(original), jax.tree_util.tree_leaves(f32)
+        for value, got in zip(leaves, leaves32):
+            if eqx.is_inexact_array(value):
+                assert got.dtype == np.float32
+                np.testing.assert_array_equal(got, np.asarray(value).astype(np.float32))
+            else:
+                assert got.dtype == value.dtype
+                np.testing.assert_array_equal(got, value)
+        back = ef.cast_parameters(f32, jnp.float64)
+        for value, got in zip(leaves32, jax.tree_util.tree_leaves(back)):
+            assert got.dtype == (np.float64 if eqx.is_inexact_array(value) else value.dtype)
+            np.testing.assert_array_equal(got, np.asarray(value))  # float32 values are exact in float64
+        assert float(ef.kl(f32, _target())) == pytest.approx(float(ef.kl(original, _target())), rel=1e-5)
