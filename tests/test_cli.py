@@ -27,7 +27,7 @@ from ebmflow.io import load, save
 from ebmflow.io._results import FORMAT, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "ebmflow" / "experiments" / "demo.toml"
+DEMO = ROOT / "ebmflow" / "experiments" / "demo_expressive.toml"
 SUMMARY_KEYS = {"final_kl", "kind", "n_stable", "n_neutral", "n_unstable", "learning_times", "wall_time_s", "versions"}
 
 
@@ -40,7 +40,7 @@ def _edit(text: str, **values) -> str:
 
 
 def _small_demo() -> str:
-    """The embedded demo at reduced size: same teacher and dynamics, 2 members written one group at a time."""
+    """The demo's expressive RBM at reduced size: same teacher and dynamics, 2 members written one group at a time."""
     return _edit(DEMO.read_text(), n=5, n_hidden=4, t1="1e3", num_saves=21, members="2\ngroup = 1")
 
 
@@ -52,8 +52,16 @@ def _pngs(folder: Path) -> set[str]:
     return {p.name for p in folder.glob("*.png")}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_compilation_cache():
+    """In-process runs never touch the user's compilation cache (tests/test_faults.py tests the cache)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EBMFLOW_COMPILATION_CACHE", "0")
+        yield
+
+
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
+def demo_run(tmp_path_factory, no_compilation_cache):
     """``ebmflow run`` on the reduced demo, once for the module: (experiment file, out folder, printed text)."""
     folder = tmp_path_factory.mktemp("demo")
     config = folder / "small_demo.toml"
@@ -369,10 +377,10 @@ def test_command_line_usage(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"ebmflow {ebmflow.__version__}"
-    for argv in ([], ["run"], ["run", "x.toml"], ["frobnicate"]):  # argparse: usage errors exit with 2
+    for argv in ([], ["run"], ["run", "x.toml"], ["frobnicate"]):  # usage errors are bad input: 1 (2 is file system)
         with pytest.raises(SystemExit) as exit_:
             main(argv)
-        assert exit_.value.code == 2
+        assert exit_.value.code == 1
     assert "usage: ebmflow" in capsys.readouterr().err
 
 
@@ -480,11 +488,34 @@ def test_examples_are_listed():
 
 
 @pytest.mark.slow
-def test_demo(tmp_path):
+def test_demo(tmp_path, capsys):
+    """The demo's story, from its files: one teacher with fields, pairs and triplets on 5 spins.
+
+    The expressive RBM (P = 53 >= 31 couplings) ends at data-consistent points with P - rank G
+    neutral directions and learns order 1 before 2 before 3; the RBM with one hidden unit
+    (P = 11 < 31) stops at a spurious point from every initialisation.
+    """
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--quiet"]) == 0
-    summary = json.loads((out / "summary.json").read_text())
-    assert SUMMARY_KEYS <= set(summary) and summary["status"] == "complete" and summary["members_done"] == 3
-    assert summary["n_stable"] + summary["n_neutral"] + summary["n_unstable"] == 8 * 8 + 8 + 8
-    assert _pngs(out) == {"kl.png", "hierarchy.png", "spectrum.png", "batch.png"}
-    assert load(out)["kl"].shape[0] == 3
+    assert main(["demo", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for folder in ("expressive", "under_expressive"):
+        assert _pngs(out / folder) == {"kl.png", "hierarchy.png", "spectrum.png", "batch.png"}
+        summary = json.loads((out / folder / "summary.json").read_text())
+        assert SUMMARY_KEYS <= set(summary) and summary["status"] == "complete" and summary["members_done"] == 8
+
+    results = load(out / "expressive")
+    size = results["final_params"].shape[1]
+    assert size == 5 + 8 + 5 * 8 == 53
+    assert results.metadata["kinds"] == ["data-consistent"] * 8
+    assert np.all(np.abs(results["kl"][:, -1]) < 1e-12)
+    assert np.all(results["rank"] == 2**5 - 1) and np.all(results["n_neutral"] == size - results["rank"])
+    taus = results["learning_times"][:, 1:4]
+    assert np.all(taus[:, 0] < taus[:, 1]) and np.all(taus[:, 1] < taus[:, 2])  # every run, not only the median
+    assert "expressive RBM: P = 53 >= 31 couplings: 8/8 data-consistent, KL < 1e-1" in printed
+    assert "22 = P - rank G neutral directions; low orders first: τ_1 = " in printed
+
+    results = load(out / "under_expressive")
+    assert results["final_params"].shape[1] == 5 + 1 + 5 == 11
+    assert results.metadata["kinds"] == ["spurious"] * 8
+    assert np.all(results["kl"][:, -1] > 0.1)
+    assert re.search(r"under-expressive RBM: P = 11 < 31 couplings: 8/8 spurious, KL = 0\.\d+ nats", printed)

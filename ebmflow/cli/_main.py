@@ -1,27 +1,60 @@
 """The ``ebmflow`` command line: parses arguments, calls the public API, prints and writes files.
 
-    ebmflow demo --out DIR          the embedded default experiment
-    ebmflow run EXPERIMENT.toml --out DIR
+    ebmflow demo --out DIR          two embedded experiments: an expressive and an under-expressive RBM
+    ebmflow run EXPERIMENT.toml --out DIR [--resume | --overwrite]
     ebmflow plot DIR                regenerate every figure from DIR/results.npz
     ebmflow couplings MODEL.h5 --out DIR    effective couplings of an RBM trained elsewhere
+
+Exit codes are listed in `main`.
 """
 
 import argparse
 import importlib.resources
+import os
 import sys
 import tomllib
 from pathlib import Path
+
+import jax
 
 import ebmflow as ef
 from ebmflow.experiments import (
     ConfigError,
     CouplingsJob,
+    Outcome,
     load_experiment,
     parse_experiment,
     run_couplings,
     run_experiment,
 )
 from ebmflow.io import load, plot_all
+
+OK, BAD_INPUT, FILE_SYSTEM, MEMBER_FAILED, INTERRUPTED = 0, 1, 2, 3, 130  # exit codes (see `main`)
+# The demo: one teacher (fields, pairs, triplets on 5 spins), learned by an RBM that can represent it and by one
+# that cannot; each experiment is written into its own subfolder of --out.
+DEMO = (("expressive", "demo_expressive.toml"), ("under_expressive", "demo_under_expressive.toml"))
+# Compilations shorter than this are not cached. The demo compiles ~200 programs; the ~30 above 0.1 s hold 80 % of
+# its compile time (at 0.5 s: 8 programs, 63 %).
+CACHE_MIN_COMPILE_S = 0.1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors exiting with code 1 (bad input) rather than argparse's 2 (here: file system)."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _folder(text: str) -> str:
+    """An ``--out`` value: a non-empty path (an empty one would mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"the output folder must be a path (created if missing); got {text!r}")
+    return text
+
+
+def _formats(args) -> tuple[str, ...]:
+    return ("png", "pdf") if args.pdf else ("png",)
 
 
 def _nats(kl: float) -> str:
@@ -46,37 +79,56 @@ def _print_summary(summary: dict, out: Path, figures: list[Path]) -> None:
         b = summary["batch"]
         median = _nats(b["final_kl"].get("median", float("nan")))
         print(f"  batch: {b['ok']}/{b['members']} ok, final KL median {median}, endpoints {b.get('kinds', {})}")
+    print(f"  found: {summary['findings']}")
     print(f"  wall time {summary['wall_time_s']:.1f} s; results {out / 'results.npz'}, summary {out / 'summary.json'}")
-    print("  figures: " + ", ".join(str(p) for p in figures))
+    print("  figures: " + (", ".join(str(p) for p in figures) if figures else
+                           f"not drawn (interrupted); `ebmflow plot {out}` draws them"))
 
 
-def _execute(experiment, args) -> int:
-    out = Path(args.out)
+def _execute(experiment, args, out: Path) -> Outcome:
+    """Run one experiment into ``out``, print its summary (unless --quiet) and any failed members (on stderr)."""
     log = (lambda *a, **k: None) if args.quiet else print
-    progress = not args.quiet and sys.stderr.isatty()
-    outcome = run_experiment(experiment, out, progress=progress, log=log)
-    figures = []
-    if outcome.summary["members_done"]:  # interrupted before the first group finished: no figures
-        figures = plot_all(load(outcome.results_path), out, formats=("png", "pdf") if args.pdf else ("png",))
+    outcome = run_experiment(experiment, out, progress=not args.quiet and sys.stderr.isatty(), log=log,
+                             formats=_formats(args), resume=args.resume, overwrite=args.overwrite)
     if not args.quiet:
-        _print_summary(outcome.summary, out, figures)
-    return 0 if outcome.complete else 130
+        _print_summary(outcome.summary, out, outcome.figures)
+    if outcome.failed:
+        print(f"ebmflow: {outcome.failed} of {outcome.summary['members_done']} runs failed "
+              f"({', '.join(outcome.summary['failures'])}); their result codes and messages are in "
+              f"{outcome.results_path}", file=sys.stderr)
+    return outcome
+
+
+def _exit_code(outcomes: list[Outcome]) -> int:
+    """130 if a run was interrupted, else 3 if a member failed, else 0."""
+    if not all(o.complete for o in outcomes):
+        return INTERRUPTED
+    return MEMBER_FAILED if any(o.failed for o in outcomes) else OK
 
 
 def _demo(args) -> int:
-    text = importlib.resources.files("ebmflow.experiments").joinpath("demo.toml").read_text()
-    return _execute(parse_experiment(tomllib.loads(text)), args)
+    outcomes = []
+    for folder, name in DEMO:
+        text = importlib.resources.files("ebmflow.experiments").joinpath(name).read_text()
+        outcomes.append(_execute(parse_experiment(tomllib.loads(text)), args, Path(args.out) / folder))
+        if not outcomes[-1].complete:  # interrupted: the next experiment is not started
+            break
+    if not args.quiet:
+        print("\nWhat the demo found (one teacher with fields, pairs and triplets on 5 spins):")
+        for outcome in outcomes:
+            print(f"  {outcome.summary['name']}: {outcome.summary.get('findings', 'no run finished')}")
+    return _exit_code(outcomes)
 
 
 def _run(args) -> int:
-    return _execute(load_experiment(args.experiment), args)
+    return _exit_code([_execute(load_experiment(args.experiment), args, Path(args.out))])
 
 
 def _plot(args) -> int:
     figures = plot_all(load(args.results), Path(args.results) if Path(args.results).is_dir() else
-                       Path(args.results).parent, formats=("png", "pdf") if args.pdf else ("png",))
+                       Path(args.results).parent, formats=_formats(args))
     print("\n".join(str(p) for p in figures))
-    return 0
+    return OK
 
 
 def _site_list(text: str) -> tuple[int, ...]:
@@ -109,7 +161,7 @@ def _couplings(args) -> int:
     )
     log = (lambda *a, **k: None) if args.quiet else print
     summary = run_couplings(job, args.out, progress=not args.quiet and sys.stderr.isatty(), log=log,
-                            formats=("png", "pdf") if args.pdf else ("png",))
+                            formats=_formats(args))
     if not args.quiet:
         print(f"\n{summary['model_type']} with n = {summary['n']} sites, q = {summary['q']}, "
               f"{summary['n_hidden']} hidden units: method {summary['method']}"
@@ -121,7 +173,7 @@ def _couplings(args) -> int:
         print(f"  wall time {summary['wall_time_s']:.1f} s; {Path(args.out) / 'couplings.npz'}, "
               f"{Path(args.out) / 'summary.json'}")
         print("  figures: " + ", ".join(summary["figures"]))
-    return 0
+    return OK
 
 
 def _devices(cmd) -> None:
@@ -132,6 +184,28 @@ def _devices(cmd) -> None:
     cmd.add_argument("--process-id", type=int, default=0, help="this process's number, 0 .. num-processes - 1")
 
 
+def _compilation_cache(args) -> Path | None:
+    """Keep compiled programs in ``$XDG_CACHE_HOME/ebmflow/jax`` (``~/.cache/ebmflow/jax``); returns the folder.
+
+    JAX's persistent compilation cache: compiling, not integrating, dominates small runs, and a
+    later run of the same shapes reads the programs back. Off with ``--no-cache`` or
+    ``EBMFLOW_COMPILATION_CACHE=0``; a cache folder already set for JAX (``JAX_COMPILATION_CACHE_DIR``)
+    is kept. A folder that cannot be created turns the cache off with a warning, not the run.
+    """
+    off = os.environ.get("EBMFLOW_COMPILATION_CACHE", "1").strip().lower() in ("0", "false", "no", "off")
+    if getattr(args, "no_cache", True) or off or jax.config.jax_compilation_cache_dir:
+        return None
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ebmflow" / "jax"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        print(f"ebmflow: warning: compilation cache off: cannot create {folder}: {err.strerror}", file=sys.stderr)
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_S)
+    return folder
+
+
 def _start_devices(args) -> None:
     """Set up JAX's devices before the first computation (one CPU device per core unless --devices says)."""
     if getattr(args, "coordinator", None):
@@ -140,19 +214,31 @@ def _start_devices(args) -> None:
         ef.use_cpu_devices(args.devices)
 
 
+def _computing(cmd) -> None:
+    """Options of the commands that compute: devices and the compilation cache."""
+    _devices(cmd)
+    cmd.add_argument("--no-cache", action="store_true", help="do not keep compiled programs in ~/.cache/ebmflow/jax "
+                     "(also: EBMFLOW_COMPILATION_CACHE=0)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ebmflow", description="Exact learning dynamics of energy-based models.")
+    parser = _Parser(prog="ebmflow", description="Exact learning dynamics of energy-based models.")
     parser.add_argument("--version", action="version", version=f"ebmflow {ef.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, run, help_ in [("demo", _demo, "run the embedded default experiment"),
+    for name, run, help_ in [("demo", _demo, "run the embedded demo: an expressive and an under-expressive RBM"),
                              ("run", _run, "run an experiment file (TOML)")]:
         cmd = commands.add_parser(name, help=help_)
         if name == "run":
             cmd.add_argument("experiment", help="experiment file (.toml); see examples/")
-        cmd.add_argument("--out", required=True, help="output folder (created)")
+        cmd.add_argument("--out", required=True, type=_folder, help="output folder (created)")
+        again = cmd.add_mutually_exclusive_group()
+        again.add_argument("--resume", action="store_true", help="continue an unfinished run of the same experiment "
+                           "in --out from its finished members")
+        again.add_argument("--overwrite", action="store_true", help="replace the results already in --out (another "
+                           "experiment's, or an unfinished run)")
         cmd.add_argument("--quiet", action="store_true", help="print nothing, no progress bars")
         cmd.add_argument("--pdf", action="store_true", help="also write PDF figures")
-        _devices(cmd)
+        _computing(cmd)
         cmd.set_defaults(run=run)
     plot = commands.add_parser("plot", help="regenerate the figures from a results folder or file")
     plot.add_argument("results", help="a folder holding results.npz, or the file")
@@ -160,7 +246,7 @@ def _parser() -> argparse.ArgumentParser:
     plot.set_defaults(run=_plot)
     cp = commands.add_parser("couplings", help="effective couplings of an RBM read from an HDF5 file")
     cp.add_argument("model", help="an HDF5 model file (rbms package, or the papers' layouts)")
-    cp.add_argument("--out", required=True, help="output folder (created)")
+    cp.add_argument("--out", required=True, type=_folder, help="output folder (created)")
     cp.add_argument("--orders", type=_site_list, default=(1, 2), help="orders to compute: 1, 2, 3 (default 1,2)")
     cp.add_argument("--triplets", type=_triplets, default=(), help="order-3 site triplets, 'i,j,k;i,j,k' (0-based)")
     cp.add_argument("--update", type=int, help="the checkpoint to read (default: the last)")
@@ -177,20 +263,40 @@ def _parser() -> argparse.ArgumentParser:
     cp.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     cp.add_argument("--quiet", action="store_true", help="print nothing, no progress bars")
     cp.add_argument("--pdf", action="store_true", help="also write PDF figures")
-    _devices(cp)
+    _computing(cp)
     cp.set_defaults(run=_couplings)
     return parser
 
 
 def main(argv=None) -> int:
-    """Entry point; returns the exit code (0 ok, 1 bad input, 130 interrupted)."""
+    """Entry point; returns the exit code. Errors are one line on stderr, ``ebmflow: error: ...``.
+
+    Exit codes:
+
+    - 0: success;
+    - 1: bad input: usage, an experiment or samples file, an argument (the message names it and
+      what is accepted);
+    - 2: a file-system error or an output folder that cannot be used: not creatable or writable,
+      full, a file, locked by another run, or holding results that this run must not replace (the
+      message names the path and the cause; finished results stay readable);
+    - 3: some member of a batch failed (max_steps, NaN, ...): everything is written, and each
+      member's result code says what happened;
+    - 130: interrupted (Ctrl-C): what was finished is written, with status ``"interrupted"``.
+    """
     args = _parser().parse_args(argv)
     try:
+        _compilation_cache(args)
         _start_devices(args)
         return args.run(args)
     except (ConfigError, ValueError) as err:
         print(f"ebmflow: error: {err}", file=sys.stderr)
-        return 1
+        return BAD_INPUT
+    except OSError as err:  # an OutputError reads "cannot write PATH: CAUSE"
+        print(f"ebmflow: error: {err}", file=sys.stderr)
+        return FILE_SYSTEM
+    except KeyboardInterrupt:  # outside an experiment's own handling (which writes what was finished)
+        print("ebmflow: interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

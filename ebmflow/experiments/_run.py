@@ -1,8 +1,30 @@
-"""Running an experiment: build model and target, integrate a batch, analyse, write results."""
+"""Running an experiment: build model and target, integrate a batch, analyse, write results and figures.
 
+The output folder belongs to one run at a time: the run holds an exclusive lock on
+``OUT/.ebmflow.lock`` (`fcntl.flock`, released when the process ends, even if it is
+killed), so a second run into the same folder fails at once instead of interleaving files.
+What is already in the folder decides what a run may do (`_previous`):
+
+- results of a *different* experiment (another stored configuration) are kept unless
+  ``overwrite``: replacing someone's results must be asked for;
+- an unfinished run of the *same* experiment (status ``partial`` or ``interrupted``) is kept
+  unless ``resume`` (continue from its finished members) or ``overwrite`` (start again):
+  restarting silently would throw finished work away;
+- a complete run of the same experiment is replaced: a rerun recomputes the same members
+  from the same seeds, so nothing is lost.
+"""
+
+import contextlib
 import dataclasses
+import errno
+import fcntl
 import importlib.metadata
+import itertools
+import json
+import os
 import platform
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -15,16 +37,18 @@ import optax
 import tqdm
 
 from .. import targets as targets_
+from .._devices import is_writer
 from .._tree import flatten, take
 from ..analysis._fixed_point import fixed_point
 from ..analysis._stability import stability
 from ..dynamics._flow import flow_batch
-from ..dynamics._solution import code_message, result_codes, result_names
+from ..dynamics._solution import RESULTS, FlowSolution, code_message, result_codes, result_names
 from ..dynamics._summary import summarize
 from ..dynamics._train import train_batch
 from ..energies import RBM, CouplingModel, HigherOrderIsing, Ising, MLPEnergy, PottsPairwise, PottsRBM, WalshModel
 from ..exact._target import Target
-from ..io._results import save, write_json
+from ..io._plots import plot_all
+from ..io._results import OutputError, load, remove_stale_temporaries, save, write_json
 from ..space import Potts, Spins
 from ._config import Experiment
 
@@ -54,6 +78,10 @@ ARRAYS = {
     "n_unstable": "unstable directions (B,); -1 if not analysed",
     "rank": "rank of the coupling Jacobian at the endpoint (B,); -1 if not analysed",
 }
+SHARED_ARRAYS = ("ts", "target_coupling_norms", "target_probs")  # the same for every member
+ANALYSIS_ARRAYS = ("eigenvalues", "n_stable", "n_neutral", "n_unstable", "rank")  # from the analysis, at the end
+MEMBER_ARRAYS = tuple(k for k in ARRAYS if k not in SHARED_ARRAYS + ANALYSIS_ARRAYS)  # per member, after each group
+LOCK = ".ebmflow.lock"  # in the output folder: the lock a run holds
 
 
 def model_space(config: Experiment):
@@ -147,93 +175,250 @@ def versions() -> dict:
 
 @dataclasses.dataclass
 class Outcome:
-    """What `run_experiment` produced: paths and a JSON-ready summary."""
+    """What `run_experiment` produced: paths, a JSON-ready summary, and how the run ended.
+
+    ``complete``: every member integrated and analysed, nothing interrupted; ``failed``: members
+    whose run failed (their own result code: max_steps, NaN, ...); ``figures``: the paths written.
+    """
 
     results_path: Path
     summary: dict
     complete: bool
+    failed: int
+    figures: list[Path]
 
 
-def run_experiment(config: Experiment, out: str | Path, *, progress: bool = False, log=print) -> Outcome:
-    """Run ``config``, writing ``out/results.npz`` after every group of members and ``out/summary.json``.
+def run_experiment(config: Experiment, out: str | Path, *, progress: bool = False, log=print, formats=("png",),
+                   resume: bool = False, overwrite: bool = False) -> Outcome:
+    """Run ``config`` into the folder ``out``: ``results.npz`` after every group of members, ``summary.json``, figures.
 
-    A failed member has its own result code and does not stop the batch. On
-    KeyboardInterrupt the members finished so far are kept (status "interrupted").
+    A failed member has its own result code and does not stop the batch. On KeyboardInterrupt
+    the members finished so far are kept (status ``"interrupted"``), and an interrupt while the
+    last files are written (or the figures drawn) still leaves ``results.npz`` and
+    ``summary.json`` written, with that status. ``formats``: figure file types (none: ``()``).
+
+    The folder is locked for the run, and what it already holds decides what may happen (see the
+    module's docstring): ``resume`` continues an unfinished run of the same experiment from its
+    finished members (the same results as an uninterrupted run; a folder without results starts
+    from member 0), ``overwrite`` replaces whatever is there. A folder that cannot be used
+    raises `OutputError` (an `OSError` naming the path and the cause). In a run of several
+    processes, process 0 locks, cleans and writes the folder; every process reads the results
+    already there, so ``resume`` needs a folder on a file system they share.
     """
     start = time.time()
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other: resume keeps the finished members, overwrite "
+                         "discards them")
     target = build_target(config)  # before creating `out`: a bad samples file leaves nothing behind
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _make_folder(out)
+    with _locked(out):
+        kept = _previous(out, config, resume=resume, overwrite=overwrite)
+        if is_writer():
+            for stale in remove_stale_temporaries(out):
+                log(f"removed {stale.name}, left behind by a run that was killed")
+        return _run(config, target, out, kept, start, progress, log, formats)
+
+
+def _run(config: Experiment, target: Target, out: Path, kept: dict | None, start: float, progress, log,
+         formats) -> Outcome:
+    """The run itself, in a locked folder, after the ``kept`` members (a resumed run's, or None)."""
     b = config.batch
     scales = b.scales or [config.model.scale] * b.members
     seeds = [config.seed + i for i in range(b.members)]
-    groups, status = [], "complete"
+    done = 0 if kept is None else kept["kl"].shape[0]
+    parts = [] if kept is None else [kept]
+    status, analyses = "complete", None
     metadata = dict(
         name=config.name, config=config.model_dump(), versions=versions(), seeds=seeds, scales=scales,
-        dtype=config.dtype, target=target.description, arrays=ARRAYS,
-        result_names=result_names(),
-        float32_note="float32 is a speed option" if config.dtype == "float32" else "",
+        dtype=config.dtype, target=target.description, arrays=ARRAYS, result_names=result_names(),
+        float32_note="float32 is a speed option" if config.dtype == "float32" else "", resumed_from=done,
     )
+    if done:
+        log(f"resuming: members 0..{done - 1} are finished")
     path = out / "results.npz"
-    bar = tqdm.tqdm(total=b.members, desc="batch", unit="member", disable=not progress or b.members == 1)
+    bar = tqdm.tqdm(total=b.members, initial=done, desc="batch", unit="member",
+                    disable=not progress or b.members == 1)
     try:
-        for lo in range(0, b.members, b.group):
+        # Groups start at multiples of b.group (a resumed run stopped at one), so the members of each
+        # compiled call, and therefore the results, are those of an uninterrupted run.
+        for lo in range(done, b.members, b.group):
             hi = min(lo + b.group, b.members)
             keys = jnp.stack([jax.random.key(s) for s in seeds[lo:hi]])
-            models = eqx.filter_vmap(lambda k, s: build_model(config, k, s))(keys, jnp.asarray(scales[lo:hi]))
-            groups.append((models, _integrate(config, models, target, progress)))
+            # The scales in the experiment's dtype: float64 scales would promote a float32 model to float64.
+            group_scales = jnp.asarray(scales[lo:hi], dtype=config.dtype)
+            models = eqx.filter_vmap(lambda k, s: build_model(config, k, s))(keys, group_scales)
+            parts.append(_member_arrays(models, _integrate(config, models, target, progress), config, target))
             bar.update(hi - lo)
             log(f"members {lo}..{hi - 1} integrated ({time.time() - start:.1f} s)")
-            _write(path, metadata | dict(status="partial", members_done=hi), groups, target, config, None)
+            _write(path, metadata | dict(status="partial", members_done=hi), parts, None)
     except KeyboardInterrupt:
         status = "interrupted"
-        log(f"interrupted: kept {sum(_size(g[1]) for g in groups)} of {b.members} members")
+        log(f"interrupted: kept {_members(parts)} of {b.members} members")
     bar.close()
-    done = sum(_size(g[1]) for g in groups)
-    analyses = None
+    done = _members(parts)
     if status == "complete" and config.analysis.stability:
         try:
-            analyses = _analyse(config, groups, target, log, progress)
+            analyses = _analyse(config, _concatenate(parts), target, log, progress)
         except KeyboardInterrupt:  # keep the trajectories, drop the unfinished analysis
             status = "interrupted"
             log(f"interrupted during the stability analysis: kept {done} of {b.members} members, no analysis")
-    meta = metadata | dict(status=status, members_done=done, wall_time_s=time.time() - start)
-    arrays = _write(path, meta, groups, target, config, analyses)
-    summary = _summary(config, arrays, analyses, groups, meta)
-    write_json(out / "summary.json", summary)
-    return Outcome(path, summary, status == "complete")
+
+    def finish(status: str) -> dict:
+        meta = metadata | dict(status=status, members_done=done, wall_time_s=time.time() - start)
+        arrays = _write(path, meta, parts, analyses)
+        summary = _summary(config, arrays, analyses, meta)
+        write_json(out / "summary.json", summary)
+        return summary
+
+    figures = []
+    try:
+        summary = finish(status)
+        if done and formats and is_writer():
+            figures = plot_all(load(path), out, formats)
+    except KeyboardInterrupt:
+        # A (second) Ctrl-C while the last files were written or the figures drawn: write the results and
+        # the summary again, as interrupted, and let no further Ctrl-C cut that short.
+        status, figures = "interrupted", []
+        log("interrupted while writing the results or drawing the figures: results and summary written as "
+            "interrupted; `ebmflow plot` draws the figures")
+        with _interrupts_ignored():
+            summary = finish(status)
+    return Outcome(path, summary, status == "complete", summary.get("failed", 0), figures)
 
 
-def _size(sol) -> int:
-    return int(np.asarray(sol.kl).shape[0])
+@contextlib.contextmanager
+def _interrupts_ignored():
+    """Ignore Ctrl-C (SIGINT) inside the block, so that the last writes of an interrupted run finish.
+
+    Signal handlers can only be changed in the main thread; elsewhere the block runs unprotected.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
-def _gather(groups, target, config):
-    sols = [g[1] for g in groups]
-    cat = lambda f: np.concatenate([np.asarray(f(s)) for s in sols]) if sols else np.zeros((0,))  # noqa: E731
-    alpha = config.analysis.alpha
-    thetas = lambda which: np.concatenate([  # noqa: E731
-        np.asarray(jax.vmap(lambda m: flatten(m)[0])(which(g))) for g in groups
-    ]) if groups else np.zeros((0,))
-    last = lambda g: take(g[1].models, (slice(None), -1))  # noqa: E731
+def _make_folder(out: str | Path) -> Path:
+    """Create the output folder; a path that cannot be one is an error naming it and the cause."""
+    if not str(out).strip():  # Path("") is ".": an empty --out would write into the current folder
+        raise ValueError(f"the output folder must be a path; got {str(out)!r}")
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+        cause = (err.strerror if blocker is None else "it is a file, not a folder" if blocker == out
+                 else f"{blocker} is a file, not a folder")
+        raise OutputError(err.errno, cause, str(out)) from None
+    return out
+
+
+@contextlib.contextmanager
+def _locked(out: Path):
+    """Hold an exclusive lock on ``out/.ebmflow.lock`` for the block; a folder locked by another run is an error.
+
+    `fcntl.flock` locks belong to the open file, so the operating system releases them when the
+    process ends, killed or not: no stale lock is left (the empty file stays). Only the process
+    that writes (process 0) locks.
+    """
+    if not is_writer():
+        yield
+        return
+    try:
+        fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:
+        raise OutputError(err.errno, err.strerror, str(out)) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputError(errno.EBUSY, f"another ebmflow run is writing into this folder (it holds {LOCK}); "
+                              "wait for it to finish, or choose another --out", str(out)) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _previous(out: Path, config: Experiment, *, resume: bool, overwrite: bool) -> dict | None:
+    """The finished members to keep from ``out/results.npz`` (``resume``), or None to start from member 0.
+
+    Raises `OutputError` where the folder holds results that this run must not replace (see the
+    module's docstring).
+    """
+    path = out / "results.npz"
+    if overwrite or not path.exists():
+        return None
+    try:
+        results = load(path)
+    except ValueError as err:
+        raise OutputError(errno.EEXIST, f"it holds a results.npz that is not readable ebmflow results ({err}); "
+                          "pass --overwrite to replace it, or choose another --out", str(out)) from None
+    meta = results.metadata
+    changes = _differences(meta.get("config") or {}, json.loads(json.dumps(config.model_dump())))
+    if changes:
+        what = "--resume needs the same experiment file" if resume else "pass --overwrite to replace them"
+        raise OutputError(errno.EEXIST, f"it holds the results of another experiment ({'; '.join(changes[:5])}); "
+                          f"{what}, or choose another --out", str(out))
+    done = int(meta.get("members_done", 0))
+    if resume:
+        return {k: results[k] for k in (*SHARED_ARRAYS, *MEMBER_ARRAYS)} if done else None
+    if meta.get("status") != "complete" and done:
+        raise OutputError(errno.EEXIST, f"it holds an unfinished run of this experiment (status {meta.get('status')!r}"
+                          f", {done} of {config.batch.members} members finished); pass --resume to continue it, or "
+                          "--overwrite to start again", str(out))
+    return None
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``"key: OLD there, NEW here"`` for every setting that differs between two stored configurations."""
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            changes.append(f"{prefix}{key}: {a!r} there, {b!r} here")
+    return changes
+
+
+def _member_arrays(models, sol: FlowSolution, config: Experiment, target: Target) -> dict:
+    """One group's results as NumPy arrays: `MEMBER_ARRAYS` (leading axis: members) and `SHARED_ARRAYS`."""
+    params = lambda m: np.asarray(jax.vmap(lambda x: flatten(x)[0])(m))  # noqa: E731
     return dict(
-        ts=np.asarray(sols[0].ts[0]) if sols else np.zeros(0), kl=cat(lambda s: s.kl),
-        grad_norm=cat(lambda s: s.grad_norm), moment_mismatch=cat(lambda s: s.moment_mismatch),
-        delta=cat(lambda s: s.delta), coupling_error=cat(lambda s: s.coupling_error),
-        coupling_norms=cat(lambda s: s.coupling_norms),
-        target_coupling_norms=np.asarray(sols[0].target_coupling_norms[0]) if sols else np.zeros(0),
-        learning_times=cat(lambda s: s.learning_times(alpha)), result=cat(lambda s: result_codes(s.result)),
-        t_final=cat(lambda s: s.t_final), num_steps=cat(lambda s: s.stats["num_steps"]),
-        gradient_evaluations=cat(lambda s: s.stats["gradient_evaluations"]),
-        hessian_evaluations=cat(lambda s: s.stats["hessian_evaluations"]),
-        initial_params=thetas(lambda g: g[0]), final_params=thetas(last), target_probs=np.asarray(target.probs),
+        ts=np.asarray(sol.ts[0]), target_coupling_norms=np.asarray(sol.target_coupling_norms[0]),
+        target_probs=np.asarray(target.probs), kl=np.asarray(sol.kl), grad_norm=np.asarray(sol.grad_norm),
+        moment_mismatch=np.asarray(sol.moment_mismatch), delta=np.asarray(sol.delta),
+        coupling_error=np.asarray(sol.coupling_error), coupling_norms=np.asarray(sol.coupling_norms),
+        learning_times=np.asarray(sol.learning_times(config.analysis.alpha)), result=result_codes(sol.result),
+        t_final=np.asarray(sol.t_final), num_steps=np.asarray(sol.stats["num_steps"]),
+        gradient_evaluations=np.asarray(sol.stats["gradient_evaluations"]),
+        hessian_evaluations=np.asarray(sol.stats["hessian_evaluations"]),
+        initial_params=params(models), final_params=params(take(sol.models, (slice(None), -1))),
     )
 
 
-def _write(path, metadata, groups, target, config, analyses):
-    arrays = _gather(groups, target, config)
+def _members(parts: list[dict]) -> int:
+    return sum(part["kl"].shape[0] for part in parts)
+
+
+def _concatenate(parts: list[dict]) -> dict:
+    """The arrays of every finished member, groups (and a resumed run's kept members) one after the other.
+
+    With no finished member every array is empty.
+    """
+    if not parts:
+        return {k: np.zeros((0,)) for k in (*SHARED_ARRAYS, *MEMBER_ARRAYS)}
+    return {k: parts[0][k] for k in SHARED_ARRAYS} | {k: np.concatenate([p[k] for p in parts]) for k in MEMBER_ARRAYS}
+
+
+def _write(path, metadata, parts, analyses) -> dict:
+    arrays = _concatenate(parts)
     if analyses is not None:
-        arrays |= {k: v for k, v in analyses.items() if k not in ("reports", "refinements")}
+        arrays |= {k: analyses[k] for k in ANALYSIS_ARRAYS}
         reports = analyses["reports"]
         metadata = metadata | dict(
             refinements=analyses["refinements"],
@@ -245,17 +430,47 @@ def _write(path, metadata, groups, target, config, analyses):
     return arrays
 
 
-def _analyse(config, groups, target, log, progress=False):
+def _as_solution(arrays: dict) -> FlowSolution:
+    """The stored arrays of a batch as a `FlowSolution` (without its models), for `summarize` and ``ok``.
+
+    The result codes are rebuilt as `RESULTS` items; ``initial_mismatch`` is the mismatch at the
+    first save time, ``t = 0``.
+    """
+
+    def item(code):  # the RESULTS item of one integer code (`RESULTS.where` takes a scalar predicate)
+        result = RESULTS.successful
+        for value, name in enumerate(result_names()):
+            result = RESULTS.where(code == value, getattr(RESULTS, name), result)
+        return result
+
+    codes = jnp.asarray(arrays["result"])
+    result = jax.vmap(item)(codes)
+    members = codes.shape[0]
+    return FlowSolution(
+        ts=np.broadcast_to(arrays["ts"], (members, arrays["ts"].shape[0])), models=None, kl=arrays["kl"],
+        grad_norm=arrays["grad_norm"], moment_mismatch=arrays["moment_mismatch"],
+        coupling_error=arrays["coupling_error"], coupling_norms=arrays["coupling_norms"],
+        initial_mismatch=arrays["moment_mismatch"][:, 0],
+        target_coupling_norms=np.broadcast_to(arrays["target_coupling_norms"],
+                                              (members, arrays["target_coupling_norms"].shape[0])),
+        t_final=arrays["t_final"], result=result,
+        stats={k: arrays[k] for k in ("num_steps", "gradient_evaluations", "hessian_evaluations")},
+    )
+
+
+def _analyse(config, arrays, target, log, progress=False):
     """Stability at each successful member's endpoint (dense, up to ANALYSIS_LIMIT parameters).
 
-    With ``analysis.refine`` the endpoint is first refined by `fixed_point`; the
-    refined point is analysed where refinement converged, the endpoint otherwise.
+    The endpoints are rebuilt from the stored ``final_params``, so a resumed run analyses its kept
+    members exactly as an uninterrupted one. With ``analysis.refine`` the endpoint is first refined
+    by `fixed_point`; the refined point is analysed where refinement converged, the endpoint otherwise.
     """
     reports, refinements = [], []
-    members = [(sol, i) for _, sol in groups for i in range(_size(sol))]
-    for sol, i in tqdm.tqdm(members, desc="stability", unit="endpoint", disable=not progress):
-        member = take(sol.models, (i, -1))
-        if not bool(np.asarray(sol.ok)[i]) or flatten(member)[0].shape[0] > ANALYSIS_LIMIT:
+    unflatten = flatten(build_model(config, jax.random.key(0), config.model.scale))[1]
+    ok = np.asarray(_as_solution(arrays).ok)
+    for i in tqdm.tqdm(range(ok.size), desc="stability", unit="endpoint", disable=not progress):
+        member = unflatten(jnp.asarray(arrays["final_params"][i]))
+        if not ok[i] or arrays["final_params"].shape[1] > ANALYSIS_LIMIT:
             reports.append(None)
             refinements.append("not analysed (failed run or too many parameters)")
             continue
@@ -275,7 +490,7 @@ def _analyse(config, groups, target, log, progress=False):
                 n_neutral=count("n_neutral"), n_unstable=count("n_unstable"), rank=count("rank"))
 
 
-def _summary(config, arrays, analyses, groups, meta) -> dict:
+def _summary(config, arrays, analyses, meta) -> dict:
     first_report = analyses["reports"][0] if analyses and analyses["reports"] else None
     taus = arrays["learning_times"]
     n = config.model.n
@@ -293,10 +508,65 @@ def _summary(config, arrays, analyses, groups, meta) -> dict:
         result=code_message(arrays["result"][0]) if arrays["result"].size else None,
         wall_time_s=meta["wall_time_s"], versions=meta["versions"], dtype=config.dtype,
     )
-    if len(groups) and config.batch.members > 1:
-        batch = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *[g[1] for g in groups])
-        summary["batch"] = summarize(batch, config.analysis.kl_eps, config.analysis.alpha)
+    if not arrays["kl"].size:
+        return summary
+    batch = summarize(_as_solution(arrays), config.analysis.kl_eps, config.analysis.alpha)
+    summary["failed"] = batch["members"] - batch["ok"]  # members whose run failed, and their result codes
+    summary["failures"] = {name: count for name, count in batch["results"].items()
+                           if name not in ("successful", "steady_state")}
+    if config.batch.members > 1:
+        summary["batch"] = batch
         if analyses:
             kinds = [r.kind if r else "failed/not analysed" for r in analyses["reports"]]
             summary["batch"]["kinds"] = {k: kinds.count(k) for k in sorted(set(kinds))}
+    summary["findings"] = _findings(config, arrays, analyses, batch)
     return summary
+
+
+def _findings(config, arrays, analyses, batch: dict) -> str:
+    """One line saying what the run found: expressivity, endpoints, final KL, neutral directions, order of learning.
+
+    E.g. ``P = 53 >= 31 couplings: 8/8 data-consistent, KL < 1e-13 nats, 22 = P - rank G neutral
+    directions; low orders first: τ_1 = 0.4 < τ_2 = 3.1 < τ_3 = 25 (medians)``.
+    """
+    members, size = arrays["final_params"].shape
+    couplings = model_space(config).size - 1
+    words = [f"{batch['ok']}/{members} finished"]
+    if analyses:
+        kinds = [r.kind for r in analyses["reports"] if r is not None]
+        words = [f"{kinds.count(k)}/{members} {k}" for k in sorted(set(kinds))]
+    if batch["ok"] < members:
+        failed = [name for name in batch["results"] if name not in ("successful", "steady_state")]
+        words.append(f"{members - batch['ok']}/{members} failed ({', '.join(failed)})")
+    kl = batch["final_kl"]
+    if kl:
+        bound = max(abs(kl["min"]), abs(kl["max"]))
+        words.append(f"KL < {10.0 ** np.ceil(np.log10(bound)):.0e} nats" if 0 < bound < 1e-8 else
+                     f"KL = {kl['min']:.3g} nats" if np.isclose(kl["min"], kl["max"], rtol=1e-3) else
+                     f"KL = {kl['min']:.3g} to {kl['max']:.3g} nats")
+    if analyses:
+        analysed = analyses["n_neutral"] >= 0
+        neutral, counted = analyses["n_neutral"][analysed], size - analyses["rank"][analysed]
+        if neutral.size and np.all(neutral == counted) and np.all(neutral == neutral[0]):
+            words.append(f"{neutral[0]} = P - rank G neutral directions")
+        elif neutral.size:
+            words.append(f"neutral directions {sorted(set(neutral.tolist()))}, "
+                         f"P - rank G {sorted(set(counted.tolist()))}")
+    line = f"P = {size} {'>=' if size >= couplings else '<'} {couplings} couplings: " + ", ".join(words)
+    # The hierarchy over the orders the target has couplings of (a random teacher of orders 1..3, say).
+    norms = arrays["target_coupling_norms"]
+    rounding = np.sqrt(np.finfo(config.dtype).eps)  # couplings below this (relative) are the dtype's rounding
+    orders = [k for k in range(1, norms.size) if norms[k] > rounding * norms.max()]
+    times = {k: batch["learning_times"][k]["median"] for k in orders if k in batch["learning_times"]}
+    if not batch["ok"] or len(orders) < 2:  # no finished run, or no hierarchy to speak of
+        return line
+    if len(times) == len(orders):
+        values = [f"τ_{k} = {times[k]:.2g}" for k in orders]
+        if all(times[a] < times[b] for a, b in itertools.pairwise(orders)):
+            line += f"; low orders first: {' < '.join(values)} (medians)"
+        else:
+            line += f"; learning times {', '.join(values)} (medians, not in order of k)"
+    else:
+        missing = [str(k) for k in orders if k not in times]
+        line += f"; order{'s' * (len(missing) > 1)} {', '.join(missing)} never learned (Δ_k > α)"
+    return line
