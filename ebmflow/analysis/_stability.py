@@ -193,9 +193,10 @@ def _decomposition(model, h, g, probs, m_model, m_data, penalty) -> dict:
     curvature = np.asarray(_curvature(model, jnp.asarray(m_model - m_data)[1:]))
     residual = h - gn - curvature - penalty * np.eye(h.shape[0])
     norm = np.linalg.norm(h)
+    relative = np.linalg.norm(residual) / norm if norm > 0 else np.nan  # NaN Hessians of failed runs: no warning
     return dict(
         hessian_norm=float(norm), gauss_newton_norm=float(np.linalg.norm(gn)),
-        curvature_norm=float(np.linalg.norm(curvature)), relative_residual=float(np.linalg.norm(residual) / norm),
+        curvature_norm=float(np.linalg.norm(curvature)), relative_residual=float(relative),
     )
 
 

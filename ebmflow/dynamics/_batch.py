@@ -10,6 +10,7 @@ from jax.experimental import multihost_utils
 
 from .._tree import take
 from ..energies._base import AbstractEnergy, energy_output
+from ..exact._target import Target
 
 
 def batch_size(models, function: str) -> int:
@@ -30,6 +31,16 @@ def batch_size(models, function: str) -> int:
     return sizes.pop()
 
 
+def target_axis(target, size: int, function: str) -> int | None:
+    """0 if ``target`` is a batch of targets (``probs`` of shape ``(size, q**n)``), None for one target."""
+    if not (isinstance(target, Target) and target.probs.ndim == 2):
+        return None
+    if target.probs.shape[0] != size:
+        raise ValueError(f"{function} got {size} models but a batch of {target.probs.shape[0]} targets; give one "
+                         "target, or one per model")
+    return 0
+
+
 def _single(models) -> bool:
     """True for one model whose parameters merely have equal leading sizes (a batch's energy is not a scalar)."""
     try:
@@ -45,6 +56,22 @@ def _vmapped(run_one, models, target, args, static, target_axis):
     )
 
 
+@eqx.filter_jit
+def _mapped(run_one, models, target, args, static, target_axis):
+    """`_vmapped`, with the members one after another (`jax.lax.map`) instead of batched."""
+    arrays, rest = eqx.partition(models, eqx.is_array)
+    targets = (None, target) if target_axis is None else eqx.partition(target, eqx.is_array)
+
+    def one(x):
+        member, member_target = x
+        return run_one(eqx.combine(member, rest), eqx.combine(member_target, targets[1]), *args, static)
+
+    first = jax.tree_util.tree_map(lambda a: a[0], (arrays, targets[0]))
+    static_out = eqx.filter(eqx.filter_eval_shape(one, first), eqx.is_array, inverse=True)
+    out = jax.lax.map(lambda x: eqx.filter(one(x), eqx.is_array), (arrays, targets[0]))
+    return eqx.combine(out, static_out)
+
+
 def run_batch(run_one, models, target, args, static, target_axis, mesh, size: int):
     """``run_one(model, target, *args, static)`` for every member, vmapped.
 
@@ -55,9 +82,13 @@ def run_batch(run_one, models, target, args, static, target_axis, mesh, size: in
     padded by repeating its final member, whose copies are dropped), and each run is sent to
     its device as an independent program, so that a member's solver loop never waits for
     another device's. The program is compiled once per device, the devices' compilations and
-    runs proceeding concurrently. (One SPMD program over all devices, by `jax.shard_map` or
-    `jax.pmap`, hangs in jaxlib 0.10.2's CPU runtime for these solver loops.) In a multi-process
-    run each process runs its own devices' members and the results are gathered everywhere.
+    runs proceeding concurrently. On a device the members run one after another (`_mapped`):
+    in jaxlib 0.10.2 a batched LAPACK call (the LU of RODAS4 under `vmap`) splits its batch over
+    the CPU client's thread pool and waits for it, and two devices doing so at once deadlock
+    that pool (measured: half of the runs of 64 members over 2 devices hung). For the same
+    reason, one SPMD program over all devices (`jax.shard_map`, `jax.pmap`) hangs. In a
+    multi-process run each process runs its own devices' members and the results are
+    gathered everywhere.
     """
     if mesh is None or mesh.size == 1:
         return _vmapped(run_one, models, target, args, static, target_axis)
@@ -77,7 +108,7 @@ def run_batch(run_one, models, target, args, static, target_axis, mesh, size: in
         part = slice(k * per, (k + 1) * per)
         put = lambda tree: jax.device_put(tree, devices[k])  # noqa: E731
         member_target = target if target_axis is None else take(target, part)
-        return _vmapped(run_one, put(take(models, part)), put(member_target), put(args), static, target_axis)
+        return _mapped(run_one, put(take(models, part)), put(member_target), put(args), static, target_axis)
 
     mine = [k for k, device in enumerate(devices) if device.process_index == jax.process_index()]
     with ThreadPoolExecutor(len(mine)) as pool:

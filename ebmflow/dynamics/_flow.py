@@ -13,9 +13,8 @@ from .._tree import model_dtype, take
 from ..effective._couplings import values_couplings
 from ..exact._divergence import check_pair
 from ..exact._sums import check_sum
-from ..exact._target import Target
 from ..space._abstract import check_mesh
-from ._batch import batch_size, run_batch
+from ._batch import batch_size, run_batch, target_axis
 from ._options import FlowOptions
 from ._rosenbrock import Rodas4
 from ._solution import RESULTS, FlowSolution, raise_if_failed
@@ -170,13 +169,10 @@ def flow_batch(models, target, t1: float, *, mesh=None, **options) -> FlowSoluti
     each has its own ``result`` (see `summarize`).
     """
     size = batch_size(models, "flow_batch")
-    batched_target = isinstance(target, Target) and target.probs.ndim == 2
-    if batched_target and target.probs.shape[0] != size:
-        raise ValueError(f"flow_batch got {size} models but a batch of {target.probs.shape[0]} targets; give one "
-                         "target, or one per model")
+    axis = target_axis(target, size, "flow_batch")
     first = take(models, 0)
-    _, ts, t1, penalty, static = _prepare("flow_batch", first, take(target, 0) if batched_target else target, t1,
+    _, ts, t1, penalty, static = _prepare("flow_batch", first, target if axis is None else take(target, 0), t1,
                                           options)
     target = target.astype(model_dtype(first))
-    return run_batch(_solve, models, target, (ts, t1, penalty), static, 0 if batched_target else None,
+    return run_batch(_solve, models, target, (ts, t1, penalty), static, axis,
                      check_mesh(mesh), size)

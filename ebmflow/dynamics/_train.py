@@ -11,9 +11,8 @@ from .._objective import Objective
 from .._tree import model_dtype, take
 from ..exact._divergence import check_pair
 from ..exact._sums import check_sum
-from ..exact._target import Target
 from ..space._abstract import check_mesh
-from ._batch import batch_size, run_batch
+from ._batch import batch_size, run_batch, target_axis
 from ._flow import solution
 from ._solution import RESULTS, FlowSolution, raise_if_failed
 
@@ -100,13 +99,10 @@ def train_batch(
     `mesh` to split the members over devices. Never raises: each member has its ``result``.
     """
     size = batch_size(models, "train_batch")
-    batched_target = isinstance(target, Target) and target.probs.ndim == 2
-    if batched_target and target.probs.shape[0] != size:
-        raise ValueError(f"train_batch got {size} models but a batch of {target.probs.shape[0]} targets; give one "
-                         "target, or one per model")
+    axis = target_axis(target, size, "train_batch")
     first = take(models, 0)
-    _, args = _prepare(first, take(target, 0) if batched_target else target, optimizer, steps, save_at, num_saves,
+    _, args = _prepare(first, target if axis is None else take(target, 0), optimizer, steps, save_at, num_saves,
                        penalty, time_per_step)
     target = target.astype(model_dtype(first))
-    return run_batch(_train_one, models, target, args, optimizer, 0 if batched_target else None, check_mesh(mesh),
+    return run_batch(_train_one, models, target, args, optimizer, axis, check_mesh(mesh),
                      size)
