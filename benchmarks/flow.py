@@ -32,18 +32,26 @@ Parts, all in one process so that the speed figures are ratios of times taken on
    ``--loop-size`` members (default 16) and its time is scaled to 64. A roofline pass
    (`dense_floor`) times the dense algebra every step needs, vmapped: it bounds what batching can gain.
 
+5. Busy machine (``--busy K``, only this part): the F1 flow (best of ``--repeats``) and, unless
+   ``--skip-baseline``, the Tsit5 baseline (once), first on the quiet machine and then next to ``K``
+   CPU-bound processes the script starts (``yes > /dev/null``, each stopped after 15 minutes at the
+   latest, and killed when the part ends). Prints each one's slowdown factor. The issue's target:
+   the F1 flow slows by at most 3x next to two busy processes on 2 cores.
+
 Every KL compared in part 3 comes from the same function, ``ebmflow.kl`` of the saved parameters.
 
 RODAS4 factorises a P × P matrix (P = 152) every step. On CPU, jaxlib does that with scipy's OpenBLAS,
-which starts one thread per core; on a busy machine those threads can wait for each other. The script
-changes nothing: run it with ``OPENBLAS_NUM_THREADS=1`` to see ebmflow with a single-threaded LU. The
+which starts one thread per core; on a busy machine those threads wait for each other at every
+factorisation, so ebmflow's solver loops run with one BLAS thread (``ebmflow/_threads.py``). The
 baseline uses no LAPACK.
 
 Run:  python benchmarks/flow.py [--repeats 3] [--skip-baseline] [--batch-only]
                                 [--reference rodas4|kvaerno5|both] [--batch-repeats 1] [--loop-size 16]
+      python benchmarks/flow.py --busy 2 [--repeats 3] [--skip-baseline]
 """
 
 import argparse
+import contextlib
 import datetime
 import hashlib
 import importlib.metadata
@@ -356,6 +364,42 @@ def run_batch(target, repeats: int, loop_size: int) -> dict:
                 bound=loop_step / floor)
 
 
+@contextlib.contextmanager
+def busy_processes(count: int):
+    """``count`` CPU-bound processes (``yes > /dev/null``, at most 15 minutes each) while the block runs."""
+    procs = [subprocess.Popen(["timeout", "900", "yes"], stdout=subprocess.DEVNULL) for _ in range(count)]
+    try:
+        time.sleep(1)  # let the scheduler see them
+        yield
+    finally:
+        for proc in procs:
+            proc.terminate()  # `timeout` passes SIGTERM on to `yes` (a SIGKILL would orphan it)
+            proc.wait()
+
+
+def run_busy(model, target, ts, count: int, repeats: int, skip_baseline: bool) -> list:
+    """Part 5: slowdown of the F1 flow (and of the baseline) next to ``count`` busy processes."""
+    call = lambda: ebmflow.flow(model, target, T1, rtol=RTOL, atol=ATOL)  # noqa: E731
+    timed(call)  # compile
+    baseline = None
+    if not skip_baseline:
+        solve, theta0, _ = plain_diffrax_solve(model, target, ts, dfx.Tsit5(), None, RTOL, ATOL, BASELINE_MAX_STEPS)
+        baseline = solve.lower(theta0).compile()
+    rows = []
+    for label, context in (("quiet", contextlib.nullcontext()), (f"{count} busy processes", busy_processes(count))):
+        with context:
+            flow_time = min(timed(call)[1] for _ in range(repeats))
+            base_time = timed(lambda: baseline(theta0))[1] if baseline else float("nan")
+            print(f"[5] {label:<18} ebmflow.flow {flow_time:.2f} s (best of {repeats}), Tsit5 baseline "
+                  f"{base_time:.1f} s; load avg {load()}", flush=True)
+        rows.append((flow_time, base_time))
+    (flow_quiet, base_quiet), (flow_busy, base_busy) = rows
+    print(f"    slowdown next to {count} busy processes: ebmflow.flow {flow_busy / flow_quiet:.2f}x, "
+          f"baseline {base_busy / base_quiet:.2f}x")
+    return [(f"F1 flow slowdown next to {count} busy processes ≤ 3×", f"{flow_busy / flow_quiet:.2f}×",
+             status(flow_busy <= 3 * flow_quiet))]
+
+
 def dense_floor(repeats: int = 5) -> float:
     """Seconds per member of the two dense operations every RODAS4 step needs, vmapped over the batch.
 
@@ -391,6 +435,8 @@ def main(argv=None) -> None:
                         help=f"members in the timed Python loop, scaled to {BATCH} (default 16)")
     parser.add_argument("--batch-repeats", type=int, default=1,
                         help="timed repeats of the batch part after its warm-up (default 1: one call takes minutes)")
+    parser.add_argument("--busy", type=int, default=0, metavar="K",
+                        help="run only part 5: the F1 flow quiet and next to K busy processes")
     parser.add_argument("--seed", type=int, default=0, help="student key (default 0)")
     parser.add_argument("--target-seed", type=int, default=1, help="teacher key (default 1)")
     args = parser.parse_args(argv)
@@ -401,7 +447,10 @@ def main(argv=None) -> None:
     target = f1_target(args.target_seed)
     summary = []
 
-    if not args.batch_only:
+    if args.busy:
+        summary += run_busy(f1_student(args.seed), target, jnp.asarray(save_times(T1, NUM_SAVES)), args.busy,
+                            args.repeats, args.skip_baseline)
+    elif not args.batch_only:
         model = f1_student(args.seed)
         ts_np = save_times(T1, NUM_SAVES)
         ts = jnp.asarray(ts_np)
@@ -459,10 +508,11 @@ def main(argv=None) -> None:
             summary.append((f"speed-up over the Tsit5 baseline ≥ {TARGET_SPEEDUP:g}×", f"{speedup:.1f}×",
                             status(speedup >= TARGET_SPEEDUP)))
 
-    batch = run_batch(target, args.batch_repeats, args.loop_size)
-    summary.append((f"flow_batch throughput over a Python loop ≥ {TARGET_BATCH:g}×",
-                    f"{batch['ratio']:.2f}× (dense-algebra bound on this machine {batch['bound']:.1f}×)",
-                    status(batch["ratio"] >= TARGET_BATCH)))
+    if not args.busy:
+        batch = run_batch(target, args.batch_repeats, args.loop_size)
+        summary.append((f"flow_batch throughput over a Python loop ≥ {TARGET_BATCH:g}×",
+                        f"{batch['ratio']:.2f}× (dense-algebra bound on this machine {batch['bound']:.1f}×)",
+                        status(batch["ratio"] >= TARGET_BATCH)))
 
     print("targets")
     for what, value, verdict in summary:
