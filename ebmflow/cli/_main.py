@@ -16,6 +16,7 @@ import tomllib
 from pathlib import Path
 
 import jax
+from equinox import _errors as equinox_errors
 
 import ebmflow as ef
 from ebmflow.experiments import (
@@ -33,9 +34,9 @@ OK, BAD_INPUT, FILE_SYSTEM, MEMBER_FAILED, INTERRUPTED = 0, 1, 2, 3, 130  # exit
 # The demo: one teacher (fields, pairs, triplets on 5 spins), learned by an RBM that can represent it and by one
 # that cannot; each experiment is written into its own subfolder of --out.
 DEMO = (("expressive", "demo_expressive.toml"), ("under_expressive", "demo_under_expressive.toml"))
-# Compilations shorter than this are not cached. The demo compiles ~200 programs; the ~30 above 0.1 s hold 80 % of
-# its compile time (at 0.5 s: 8 programs, 63 %).
-CACHE_MIN_COMPILE_S = 0.1
+# Every compiled program is cached: the demo's ~200 take 1.4 MiB, and the small ones add up to a fifth of its
+# compile time.
+CACHE_MIN_COMPILE_S = 0.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -191,6 +192,11 @@ def _compilation_cache(args) -> Path | None:
     later run of the same shapes reads the programs back. Off with ``--no-cache`` or
     ``EBMFLOW_COMPILATION_CACHE=0``; a cache folder already set for JAX (``JAX_COMPILATION_CACHE_DIR``)
     is kept. A folder that cannot be created turns the cache off with a warning, not the run.
+
+    JAX does not cache a program that holds host callbacks, and equinox's runtime checks (those
+    diffrax makes inside every flow, ``eqx.error_if``) are host callbacks. With the cache on they
+    return NaN instead (equinox's ``EQX_ON_ERROR=nan``, unless that variable is set): the command
+    line validates its inputs before anything runs, and a NaN ends a member with a result code.
     """
     off = os.environ.get("EBMFLOW_COMPILATION_CACHE", "1").strip().lower() in ("0", "false", "no", "off")
     if getattr(args, "no_cache", True) or off or jax.config.jax_compilation_cache_dir:
@@ -203,6 +209,8 @@ def _compilation_cache(args) -> Path | None:
         return None
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_S)
+    if "EQX_ON_ERROR" not in os.environ:  # equinox reads the variable once, at import
+        equinox_errors.EQX_ON_ERROR = "nan"
     return folder
 
 
