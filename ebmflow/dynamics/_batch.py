@@ -1,4 +1,4 @@
-"""Batches of learning runs: vmapped over members, and split over the devices of a mesh (one run per member)."""
+"""Batches of learning runs: vmapped over the members on one device; over a mesh, each device runs its share."""
 
 from concurrent.futures import ThreadPoolExecutor
 
@@ -31,7 +31,7 @@ def batch_size(models, function: str) -> int:
     return sizes.pop()
 
 
-def target_axis(target, size: int, function: str) -> int | None:
+def batched_target_axis(target, size: int, function: str) -> int | None:
     """0 if ``target`` is a batch of targets (``probs`` of shape ``(size, q**n)``), None for one target."""
     if not (isinstance(target, Target) and target.probs.ndim == 2):
         return None

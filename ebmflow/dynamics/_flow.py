@@ -14,7 +14,7 @@ from ..effective._couplings import values_couplings
 from ..exact._divergence import check_pair
 from ..exact._sums import check_sum
 from ..space._abstract import check_mesh
-from ._batch import batch_size, run_batch, target_axis
+from ._batch import batch_size, batched_target_axis, run_batch
 from ._options import FlowOptions
 from ._rosenbrock import Rodas4
 from ._solution import RESULTS, FlowSolution, raise_if_failed
@@ -169,7 +169,7 @@ def flow_batch(models, target, t1: float, *, mesh=None, **options) -> FlowSoluti
     each has its own ``result`` (see `summarize`).
     """
     size = batch_size(models, "flow_batch")
-    axis = target_axis(target, size, "flow_batch")
+    axis = batched_target_axis(target, size, "flow_batch")
     first = take(models, 0)
     _, ts, t1, penalty, static = _prepare("flow_batch", first, target if axis is None else take(target, 0), t1,
                                           options)

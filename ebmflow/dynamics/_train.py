@@ -12,7 +12,7 @@ from .._tree import model_dtype, take
 from ..exact._divergence import check_pair
 from ..exact._sums import check_sum
 from ..space._abstract import check_mesh
-from ._batch import batch_size, run_batch, target_axis
+from ._batch import batch_size, batched_target_axis, run_batch
 from ._flow import solution
 from ._solution import RESULTS, FlowSolution, raise_if_failed
 
@@ -99,7 +99,7 @@ def train_batch(
     `mesh` to split the members over devices. Never raises: each member has its ``result``.
     """
     size = batch_size(models, "train_batch")
-    axis = target_axis(target, size, "train_batch")
+    axis = batched_target_axis(target, size, "train_batch")
     first = take(models, 0)
     _, args = _prepare(first, target if axis is None else take(target, 0), optimizer, steps, save_at, num_saves,
                        penalty, time_per_step)
