@@ -251,6 +251,13 @@ def test_ising_from_a_matrix_with_nan_or_inf():
             ef.Ising.from_matrix(np.zeros(3), matrix)
 
 
+
+def test_ising_from_a_matrix_of_strings_or_complex_numbers():
+    with pytest.raises(ValueError, match=r"the coupling matrix must hold real numbers; got an array of dtype <U1"):
+        ef.Ising.from_matrix(np.zeros(2), [["0", "1"], ["1", "0"]])
+    with pytest.raises(ValueError, match=r"the coupling matrix must be real; got complex entries"):
+        ef.Ising.from_matrix(np.zeros(2), np.array([[0, 1j], [1j, 0]]))
+
 class MaskedPairs(ef.AbstractEnergy):
     """A user energy with an integer array that is not a parameter."""
 

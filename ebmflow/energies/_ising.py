@@ -46,7 +46,11 @@ class Ising(AbstractEnergy):
     def from_matrix(cls, fields, matrix) -> "Ising":
         """From fields ``(n,)`` and a symmetric ``(n, n)`` coupling matrix (diagonal ignored)."""
         matrix = np.asarray(matrix)
-        if matrix.ndim == 2 and np.issubdtype(matrix.dtype, np.number) and not np.all(np.isfinite(matrix)):
+        if not (np.issubdtype(matrix.dtype, np.number) or matrix.dtype == bool):
+            raise ValueError(f"the coupling matrix must hold real numbers; got an array of dtype {matrix.dtype}")
+        if np.iscomplexobj(matrix):
+            raise ValueError("the coupling matrix must be real; got complex entries")
+        if matrix.ndim == 2 and not np.all(np.isfinite(matrix)):
             raise ValueError("the coupling matrix has NaN or infinite entries; couplings must be finite")
         if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or not np.allclose(matrix, matrix.T):
             raise ValueError(f"the coupling matrix must be square and symmetric; got shape {matrix.shape}")
