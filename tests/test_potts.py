@@ -314,6 +314,20 @@ def test_alignment_colours_errors_and_reweighting(tmp_path):
         ebmflow.targets.read_alignment(path, alphabet="A")
 
 
+
+def test_alignment_gap_is_the_alphabets_dash_whatever_its_colour(tmp_path):
+    path = tmp_path / "rna.fasta"
+    path.write_text(">x\nAC-U\n>y\nAC.U\n>z\nACZU\n")
+    aln = ebmflow.targets.read_alignment(path, "ACGU-", threshold=None, unknown="gap")  # the gap is colour 4
+    np.testing.assert_array_equal(aln.sequences, [[0, 1, 4, 3]] * 3)
+    path.write_text(">x\nACGU\n>y\nAC.U\n")
+    with pytest.raises(ValueError, match=r"sequence 1 \('y'\) has '\.' at column 2, not in the alphabet 'ACGU'; "
+                                         r"the alphabet has no gap '-'"):
+        ebmflow.targets.read_alignment(path, "ACGU")
+    with pytest.raises(ValueError, match=r"unknown='gap' reads unknown letters as the gap, but the alphabet 'ACGU' "
+                                         r"has no gap '-'"):
+        ebmflow.targets.read_alignment(path, "ACGU", unknown="gap")
+
 # ----------------------------------------------------------------------------- teachers
 
 

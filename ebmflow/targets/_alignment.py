@@ -93,8 +93,10 @@ def read_alignment(
       or a string of symbols (colour ``c`` is its ``c``-th symbol).
     - ``format``: ``"fasta"`` (letters read upper-case, ``.`` is a gap), ``"a2m"`` (lower-case
       letters and ``.`` are insertions and are dropped), or ``"auto"`` (``a2m`` for a ``.a2m`` file).
+      The gap is the alphabet's ``-``, whatever its colour; in an alphabet without ``-``, ``.`` is
+      an unknown letter.
     - ``unknown``: ``"error"`` (a letter outside the alphabet is reported with its sequence and
-      column) or ``"gap"`` (it becomes colour 0).
+      column) or ``"gap"`` (it becomes the gap; the alphabet must have ``-``).
     - ``columns``: keep only these columns (after insertions are dropped).
     - ``threshold``: identity threshold of the reweighting (default 0.8), over the whole
       aligned length; None gives unit weights.
@@ -106,6 +108,9 @@ def read_alignment(
                          f"got {alphabet!r}")
     if unknown not in ("error", "gap"):
         raise ValueError(f"unknown must be 'error' or 'gap'; got {unknown!r}")
+    gap = symbols.find("-")
+    if unknown == "gap" and gap < 0:
+        raise ValueError(f"unknown='gap' reads unknown letters as the gap, but the alphabet {symbols!r} has no gap '-'")
     if format not in ("auto", "fasta", "a2m"):
         raise ValueError(f"format must be 'auto', 'fasta' or 'a2m'; got {format!r}")
     if threshold is not None and not 0 < threshold <= 1:
@@ -117,7 +122,8 @@ def read_alignment(
         raise ValueError(f"cannot read alignment {path!r}: {err}") from None
     a2m = format == "a2m" or (format == "auto" and path.lower().endswith(".a2m"))
     code = {symbol: colour for colour, symbol in enumerate(symbols.upper())}
-    code.setdefault(".", 0)
+    if gap >= 0:
+        code.setdefault(".", gap)
     names, rows = [], []
     for name, sequence in _records(text, path):
         kept = "".join(c for c in sequence if not (c.islower() or c == ".")) if a2m else sequence
@@ -126,9 +132,10 @@ def read_alignment(
             colour = code.get(letter)
             if colour is None:
                 if unknown == "error":
+                    hint = "pass unknown='gap' to read it as a gap" if gap >= 0 else "the alphabet has no gap '-'"
                     raise ValueError(f"{path!r}: sequence {len(rows)} ({name!r}) has {letter!r} at column {column}, "
-                                     f"not in the alphabet {symbols!r}; pass unknown='gap' to read it as a gap")
-                colour = 0
+                                     f"not in the alphabet {symbols!r}; {hint}")
+                colour = gap
             row.append(colour)
         names.append(name)
         rows.append(row)
