@@ -1,5 +1,6 @@
 """Argument checks shared by the public functions: fail early, name the argument and what is accepted."""
 
+import jax
 import numpy as np
 
 
@@ -8,3 +9,23 @@ def positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive int; got {value!r}")
     return int(value)
+
+
+def is_real_number(x) -> bool:
+    """A real number (Python, NumPy, or a 0-d array), not a bool."""
+    if isinstance(x, bool):
+        return False
+    return isinstance(x, (int, float, np.integer, np.floating)) or (
+        hasattr(x, "dtype") and np.ndim(x) == 0 and np.issubdtype(x.dtype, np.number) and np.isrealobj(x))
+
+
+def finite_number(name: str, value, *, positive: bool = False) -> float:
+    """``value`` as a float, or a ValueError naming ``name`` unless it is a finite number ``>= 0`` (``> 0``)."""
+    if not (is_real_number(value) and np.isfinite(value) and (value > 0 if positive else value >= 0)):
+        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}; got {value!r}")
+    return float(value)
+
+
+def is_concrete(x) -> bool:
+    """True for an array with values now (not a tracer inside jit/vmap/grad): values can be checked."""
+    return not isinstance(x, jax.core.Tracer)

@@ -432,9 +432,41 @@ def test_bad_input():
             call(nan_model, _target(5, seed=1))
     with pytest.raises(ValueError, match=r"copies must be a positive int; got 1\.5"):
         ebmflow.analysis.duplicate_units(model, 1.5)
+    target5 = _target(5, seed=1)
     for name in ("eig_rtol", "rank_rtol", "grad_tol", "kl_tol"):
-        with pytest.raises(ValueError, match=rf"{name} must be positive; got -1"):
-            ebmflow.stability(model, _target(5, seed=1), **{name: -1})
+        with pytest.raises(ValueError, match=rf"{name} must be a finite number > 0; got -1"):
+            ebmflow.stability(model, target5, **{name: -1})
+    for name in ("tol", "rtol", "atol"):
+        with pytest.raises(ValueError, match=rf"{name} must be a finite number > 0; got -1"):
+            ebmflow.fixed_point(model, target5, **{name: -1})
+    with pytest.raises(ValueError, match=r"max_steps must be a positive int; got 2\.5"):
+        ebmflow.fixed_point(model, target5, max_steps=2.5)
+    for call in (ebmflow.stability, ebmflow.hessian, ebmflow.fixed_point):
+        for penalty in (np.nan, -1.0):
+            with pytest.raises(ValueError, match=rf"penalty must be a finite number >= 0; got {penalty!r}"):
+                call(model, target5, penalty=penalty)
+    for epsilons in ((), (0.1, np.nan), "0.1"):
+        with pytest.raises(ValueError, match=r"epsilons must be a non-empty sequence of finite numbers > 0"):
+            ebmflow.stability(model, target5, epsilons=epsilons)
+
+
+class SqrtField(ebmflow.AbstractEnergy):
+    """``-E = sqrt(w0) s_0 + w1 s_1``: finite energies at ``w0 = 0``, an infinite derivative there."""
+
+    space: ebmflow.Spins
+    w: jax.Array
+
+    def energy(self, s):
+        return -(jnp.sqrt(self.w[0]) * s[0] + self.w[1] * s[1])
+
+
+def test_stability_refuses_a_point_with_a_non_finite_gradient():
+    model = SqrtField(ebmflow.Spins(2), jnp.array([0.0, 0.3]))
+    target = ebmflow.Target.from_probs(np.full(4, 0.25))
+    assert np.isfinite(np.asarray(ebmflow.log_probs(model))).all()  # the energies are finite
+    with pytest.raises(ValueError, match=r"stability needs a point where the loss and its gradient are finite; got "
+                                         r"KL = [-0-9.e]+, \|\|∇L\|\| = nan"):
+        ebmflow.stability(model, target)
 
 
 def test_analyses_take_a_chunk_size():

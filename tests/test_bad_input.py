@@ -288,3 +288,29 @@ def test_cast_parameters_round_trip():
             assert got.dtype == (np.float64 if eqx.is_inexact_array(value) else value.dtype)
             np.testing.assert_array_equal(got, np.asarray(value))  # float32 values are exact in float64
         assert float(ef.kl(f32, _target())) == pytest.approx(float(ef.kl(original, _target())), rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- Potts spaces, tensors, orders
+
+
+def test_potts_bad_sites_states_orders_and_spaces():
+    model = ef.PottsRBM.init(jax.random.key(0), 3, 3, 2, scale=0.5)
+    with pytest.raises(ValueError, match=r"sites must be a tuple of site indices, or a list of tuples of one length; "
+                                         r"got \[\(0, 1\), \(2,\)\]"):
+        ef.coupling_tensor(model, [(0, 1), (2,)])
+    with pytest.raises(TypeError, match=r"expected an energy model \(a subclass of ebmflow.AbstractEnergy\); got "
+                                        r"ArrayImpl"):
+        ef.coupling_tensor(jnp.zeros(27), (0,))
+    with pytest.raises(TypeError, match=r"space must be a state space such as ebmflow.Spins\(n\) or "
+                                        r"ebmflow.Potts\(n, q\), or None"):
+        ef.Target.from_probs(np.full(27, 1 / 27), space=3)
+    for k in (4, -1, 1.0):
+        with pytest.raises(ValueError, match=rf"the order k must be an int in \[0, n=3\]; got {k!r}"):
+            ef.couplings_of_order(ef.couplings(model), k, model)
+    for states in ([3, 0, 0], [0, -1, 0], [0.0, 1.0, 2.0], [0, 1]):
+        with pytest.raises(ValueError, match=r"states of Potts\(n=3, q=3.*\) must be integer colours in 0\.\.2 with a "
+                                             r"last axis of length 3"):
+            model.space.state_index(np.array(states))
+    with pytest.raises(ValueError, match=r"encoding='pm1' is for binary samples \(spins\); with q given the samples "
+                                         r"are integer colours"):
+        ef.Target.from_samples(np.array([[0, 1], [2, 1]]), q=3, encoding="pm1", pseudocount=1)

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array
 
+from .._checks import finite_number, positive_int
 from .._objective import Objective
 from .._threads import one_blas_thread
 from .._tree import cast_parameters
@@ -72,6 +73,10 @@ def fixed_point(
     ``throw=True``). It runs in float64, and a float32 model comes back as float64:
     float32 rounding alone leaves ``||∇L|| ~ 1e-7``.
     """
+    finite_number("penalty", penalty)
+    for name, value in dict(tol=tol, rtol=rtol, atol=atol).items():
+        finite_number(name, value, positive=True)
+    max_steps = positive_int("max_steps", max_steps)
     check_pair(model, target)
     check_sum(model, 1, "fixed_point")
     model, probs = cast_parameters(model, jnp.float64), target.probs.astype(jnp.float64)

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse.linalg as spla
 
+from .._checks import finite_number
 from .._objective import Objective
 from ..exact._divergence import check_pair
 from ..exact._sums import check_sum
@@ -24,6 +25,7 @@ def hessian(model, target, penalty: float = 0.0) -> jax.Array:
     Exact: ``Cov_θ(∇_θ(-E)) + Σ_v (p_θ(v) - p_D(v)) ∇²_θ(-E(v)) + penalty·I`` in one pass over the states
     (in chunks of the model's space, as in `ebmflow.kl`).
     """
+    finite_number("penalty", penalty)
     target = check_pair(model, target)
     check_sum(model, 1, "the Hessian")
     return dense_hessian(model, target.probs, jnp.asarray(penalty, target.probs.dtype))
@@ -58,6 +60,7 @@ def extreme_eigenvalues(model, target, penalty: float = 0.0, k: int = 6, tol: fl
     Lanczos iterations (scipy's ARPACK ``eigsh``) on Hessian-vector products
     (forward-over-reverse), so memory stays O(P). Returns ``(smallest, largest)``, ascending.
     """
+    finite_number("penalty", penalty)
     target = check_pair(model, target)
     check_sum(model, 1, "the Hessian")
     return lanczos_extremes(model, target, penalty, k, tol)

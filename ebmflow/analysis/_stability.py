@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import finite_number, is_real_number
 from .._objective import Objective
 from .._tree import flatten
 from ..effective._couplings import model_couplings
@@ -147,20 +148,30 @@ def stability(
     target = check_pair(model, target)
     check_sum(model, 2, "stability")
     check_jacobian_fits(model)
+    finite_number("penalty", penalty)
     for name, value in dict(eig_rtol=eig_rtol, rank_rtol=rank_rtol, grad_tol=grad_tol, kl_tol=kl_tol).items():
-        if not value > 0:
-            raise ValueError(f"{name} must be positive; got {value!r}")
+        finite_number(name, value, positive=True)
+    if np.ndim(epsilons) != 1 or np.size(epsilons) == 0 or not all(
+            is_real_number(e) and np.isfinite(e) and e > 0 for e in np.asarray(epsilons).tolist()):
+        raise ValueError(f"epsilons must be a non-empty sequence of finite numbers > 0 (the step sizes of the "
+                         f"neutral-direction probe); got {epsilons!r}")
     key = jax.random.key(0) if key is None else key
     theta, unflatten = flatten(model)
     pen = jnp.asarray(penalty, target.probs.dtype)
     kl_value, grad_norm, p_model, m_model, m_data = (np.asarray(x) for x in _point(model, target, pen))
     kl_value, grad_norm = float(kl_value), float(grad_norm)
+    if not (np.isfinite(kl_value) and np.isfinite(grad_norm)):
+        raise ValueError(f"stability needs a point where the loss and its gradient are finite; got KL = {kl_value}, "
+                         f"||∇L|| = {grad_norm} (NaN or infinite energies or gradients of the model here)")
     mismatch = np.asarray(model.space.order_norms(m_model - m_data))
     if grad_norm > grad_tol:
         kind = "not stationary"
     else:
         kind = "data-consistent" if kl_value <= kl_tol else "spurious"
     g = np.asarray(_jacobian(model))
+    if not np.all(np.isfinite(g)):
+        raise ValueError("stability: the coupling Jacobian has NaN or infinite entries at this point (the model's "
+                         "couplings are not differentiable here)")
     rank, sigma = _rank(g, rank_rtol)
     generic_rank, _ = _rank(np.asarray(_jacobian(random_like(model, key))), rank_rtol)
     size = theta.shape[0]
@@ -176,6 +187,9 @@ def stability(
             n_neutral=None, n_unstable=None, decomposition=None, neutral=None, **common,
         )
     h = np.asarray(dense_hessian(model, target.probs, pen))
+    if not np.all(np.isfinite(h)):
+        raise ValueError("stability: the Hessian has NaN or infinite entries at this point (the model's second "
+                         "derivatives are not finite here)")
     lam, vec = np.linalg.eigh(h)
     t = eig_rtol * np.abs(lam).max()
     neutral_vecs = vec[:, np.abs(lam) <= t]
@@ -193,7 +207,7 @@ def _decomposition(model, h, g, probs, m_model, m_data, penalty) -> dict:
     curvature = np.asarray(_curvature(model, jnp.asarray(m_model - m_data)[1:]))
     residual = h - gn - curvature - penalty * np.eye(h.shape[0])
     norm = np.linalg.norm(h)
-    relative = np.linalg.norm(residual) / norm if norm > 0 else np.nan  # NaN Hessians of failed runs: no warning
+    relative = np.linalg.norm(residual) / norm if norm > 0 else np.nan  # a zero Hessian: no relative residual
     return dict(
         hessian_norm=float(norm), gauss_newton_norm=float(np.linalg.norm(gn)),
         curvature_norm=float(np.linalg.norm(curvature)), relative_residual=float(relative),

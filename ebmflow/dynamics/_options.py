@@ -6,7 +6,7 @@ from typing import Any
 import diffrax as dfx
 import numpy as np
 
-from .._checks import positive_int
+from .._checks import finite_number, is_real_number, positive_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,8 +71,7 @@ class FlowOptions:
                              "numbers)")
         if self.steady_tol is not None and not _positive_number(self.steady_tol):
             raise ValueError(f"steady_tol must be positive or None; got {self.steady_tol!r} (a finite number)")
-        if not (_number(self.penalty) and np.isfinite(self.penalty) and self.penalty >= 0):
-            raise ValueError(f"penalty must be a finite number >= 0; got {self.penalty!r}")
+        finite_number("penalty", self.penalty)
         positive_int("max_steps", self.max_steps)
         if self.solver is not None and not isinstance(self.solver, dfx.AbstractSolver):
             raise TypeError(f"solver must be a diffrax solver such as ebmflow.Rodas4() or diffrax.Kvaerno5() (None: "
@@ -82,16 +81,8 @@ class FlowOptions:
         return self
 
 
-def _number(x) -> bool:
-    """A real number (Python, NumPy, or a 0-d array), not a bool."""
-    if isinstance(x, bool):
-        return False
-    return isinstance(x, (int, float, np.integer, np.floating)) or (
-        hasattr(x, "dtype") and np.ndim(x) == 0 and np.issubdtype(x.dtype, np.number) and np.isrealobj(x))
-
-
 def _positive_number(x) -> bool:
-    return _number(x) and bool(np.isfinite(x)) and x > 0
+    return is_real_number(x) and bool(np.isfinite(x)) and x > 0
 
 
 def save_times(t1: float, num: int = 61, t_min: float | None = None) -> np.ndarray:

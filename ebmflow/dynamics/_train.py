@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .._checks import positive_int
+from .._checks import finite_number, positive_int
 from .._objective import Objective
 from .._tree import model_dtype, take
 from ..exact._divergence import check_pair
@@ -58,11 +58,8 @@ def _prepare(model, target, optimizer, steps, save_at, num_saves, penalty, time_
     if not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(f"optimizer must be an optax optimiser such as optax.adam(1e-2) or optax.sgd(0.1); got "
                         f"{optimizer!r}")
-    for name, value in dict(penalty=penalty, time_per_step=time_per_step).items():
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or \
-                not np.isfinite(value) or value < 0 or (name == "time_per_step" and value == 0):
-            raise ValueError(f"{name} must be a finite number {'> 0' if name == 'time_per_step' else '>= 0'}; got "
-                             f"{value!r}")
+    finite_number("penalty", penalty)
+    finite_number("time_per_step", time_per_step, positive=True)
     target = check_pair(model, target)
     check_sum(model, 2, "training")
     steps = positive_int("steps", steps)

@@ -6,14 +6,17 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ..energies._base import AbstractEnergy
+from ..energies._base import AbstractEnergy, check_energy
 from ..exact._target import Target
 from ._couplings import couplings
 
 
 def check_site_tuples(space, sites) -> np.ndarray:
     """``sites`` as an int array ``(T, k)`` of distinct in-range sites per row (a single tuple gives ``T = 1``)."""
-    arr = np.asarray(sites)
+    try:
+        arr = np.asarray(sites)
+    except ValueError:  # ragged
+        arr = np.asarray(None)
     if arr.dtype == object or not np.issubdtype(arr.dtype, np.integer) or arr.ndim not in (1, 2) or arr.size == 0:
         raise ValueError(f"sites must be a tuple of site indices, or a list of tuples of one length; got {sites!r}")
     rows = arr.reshape(-1, arr.shape[-1])
@@ -50,7 +53,7 @@ def coupling_tensor(model_or_target: AbstractEnergy | Target, sites) -> Float[Ar
     spins (``q = 2``, colour ``v = (1 - s)/2``) it is ``J_S Π_{i∈S} s_i``. Computed from all
     couplings (`ebmflow.couplings`), so the space must be enumerable.
     """
-    space = model_or_target.space
-    many = np.ndim(sites) == 2
-    tensors = tensors_from_couplings(space, couplings(model_or_target), sites)
-    return tensors if many else tensors[0]
+    space = (model_or_target if isinstance(model_or_target, Target) else check_energy(model_or_target)).space
+    rows = check_site_tuples(space, sites)
+    tensors = tensors_from_couplings(space, couplings(model_or_target), rows)
+    return tensors if np.ndim(sites) == 2 else tensors[0]

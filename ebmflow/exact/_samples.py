@@ -106,6 +106,9 @@ def empirical(
     if q is not None or encoding == "colours":
         if q is not None and (isinstance(q, bool) or not isinstance(q, (int, np.integer)) or q < 2):
             raise ValueError(f"q, the number of colours, must be an int >= 2; got {q!r}")
+        if encoding in ("01", "pm1"):
+            raise ValueError(f"encoding={encoding!r} is for binary samples (spins); with q given the samples are "
+                             "integer colours: use encoding 'auto' or 'colours'")
         inferred = q is None
         colours, q = to_colours(x, q)
         space = Potts(colours.shape[1], q)

@@ -1,20 +1,15 @@
 """Targets: strictly positive distributions over the states of a space."""
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from .._checks import is_concrete
 from ..space import AbstractStateSpace, space_of
 from ..space._transform import digits_of_size
 from ._samples import Encoding, empirical
 from ._sums import log_probs
-
-
-def is_concrete(x) -> bool:
-    """True for an array with values now (not a tracer inside jit/vmap/grad)."""
-    return not isinstance(x, jax.core.Tracer)
 
 
 class Target(eqx.Module):
@@ -30,6 +25,9 @@ class Target(eqx.Module):
     description: str = eqx.field(static=True)
 
     def __init__(self, probs, description: str = "probability vector", *, space: AbstractStateSpace | None = None):
+        if space is not None and not isinstance(space, AbstractStateSpace):
+            raise TypeError(f"space must be a state space such as ebmflow.Spins(n) or ebmflow.Potts(n, q), or None "
+                            f"(spins, n from the length of probs); got {space!r}")
         probs = jnp.asarray(_real_numbers(probs))
         if probs.ndim != 1:
             size = "2**n" if space is None else space.size

@@ -48,7 +48,10 @@ def orders(n_or_space) -> np.ndarray:
 
 def subsets_of_order(n_or_space, k: int) -> np.ndarray:
     """Indices of the couplings of order ``k``, increasing (for spins: the ``C(n, k)`` bitmasks)."""
-    return np.flatnonzero(orders(n_or_space) == k)
+    space = space_of(n_or_space)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= space.n:
+        raise ValueError(f"the order k must be an int in [0, n={space.n}]; got {k!r}")
+    return np.flatnonzero(space.orders() == k)
 
 
 def couplings_of_order(couplings: Float[Array, "... q**n"], k: int, space=None) -> Float[Array, "... c"]:

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
+from .._checks import is_concrete
 from ._abstract import AbstractStateSpace, check_chunk_size, check_mesh, check_sites
 
 
@@ -65,7 +66,15 @@ class Potts(AbstractStateSpace):
         return self.digits(index).astype(jnp.int32)
 
     def state_index(self, states) -> Int[Array, "*batch"]:
-        """``Σ_i v_i q**i`` of colour vectors ``(..., n)``."""
+        """``Σ_i v_i q**i`` of colour vectors ``(..., n)`` (checked when concrete: ints in ``0..q-1``)."""
+        if is_concrete(states):
+            v = np.asarray(states)
+            if v.ndim == 0 or v.shape[-1] != self.n or not np.issubdtype(v.dtype, np.integer) or \
+                    (v.size and (v.min() < 0 or v.max() >= self.q)):
+                raise ValueError(f"states of {self} must be integer colours in 0..{self.q - 1} with a last axis of "
+                                 f"length {self.n}; got shape {v.shape}, dtype {v.dtype}"
+                                 + (f", values {v.min()}..{v.max()}" if v.size and np.issubdtype(v.dtype, np.number)
+                                    else ""))
         states = jnp.asarray(states)
         dtype = self.index_dtype
         powers = jnp.asarray([self.q**i for i in range(states.shape[-1])], dtype)
