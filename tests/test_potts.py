@@ -383,6 +383,20 @@ def test_potts_flow_matches_solve_ivp(potts_problem):
     np.testing.assert_allclose(sol.coupling_norms[-1, 1:], rp.order_norms(values[0], N, Q)[1:], rtol=0, atol=1e-6)
 
 
+
+def test_potts_batches_whose_energies_flatten_or_sum_their_parameters(potts_problem):
+    """A batch of one PottsRBM, and PottsPairwise batches (energies scalar even for a batch), are batches."""
+    _, target = potts_problem
+    ts = np.array([0.0, 0.5, 2.0])
+    keys = jax.random.split(jax.random.key(5), 2)
+    batches = [eqx.filter_vmap(lambda k: ebmflow.PottsRBM.init(k, N, Q, 2, scale=0.3))(keys[:1]),
+               eqx.filter_vmap(lambda k: ebmflow.PottsPairwise.init(k, N, Q, scale=0.3))(keys)]
+    for batch in batches:
+        sols = ebmflow.flow_batch(batch, target, 2.0, ts=ts)
+        for i in range(len(sols.kl)):
+            one = ebmflow.flow(jax.tree.map(lambda x: x[i] if eqx.is_array(x) else x, batch), target, 2.0, ts=ts)
+            np.testing.assert_allclose(sols.kl[i], one.kl, rtol=0, atol=1e-9)
+
 def test_potts_train_and_float32(potts_problem):
     student, target = potts_problem
     sgd = ebmflow.train(student, target, __import__("optax").sgd(0.1), 50, save_at=[0, 10, 50], time_per_step=0.1)

@@ -42,11 +42,21 @@ def batched_target_axis(target, size: int, function: str) -> int | None:
 
 
 def _single(models) -> bool:
-    """True for one model whose parameters merely have equal leading sizes (a batch's energy is not a scalar)."""
+    """True for one model whose parameters merely have equal leading sizes.
+
+    A model's energy of one state is a scalar, but so is a batch's where the energy flattens or sums
+    its parameters (`PottsRBM`, `PottsPairwise`): a scalar is decisive only when a member (entry 0 of
+    every parameter) is no model, its energy of one state not a scalar.
+    """
+    return isinstance(models, AbstractEnergy) and _energy_shape(models) == () and _energy_shape(take(models, 0)) != ()
+
+
+def _energy_shape(model) -> tuple[int, ...] | None:
+    """The shape of ``model``'s energy of one state; None if it does not trace."""
     try:
-        return isinstance(models, AbstractEnergy) and energy_output(models).shape == ()
-    except Exception:  # a batch whose energy does not even trace
-        return False
+        return energy_output(model).shape
+    except Exception:  # noqa: BLE001 - any failure to trace means: not a model of this space
+        return None
 
 
 @eqx.filter_jit
