@@ -350,6 +350,26 @@ def test_blume_capel_pairs_are_beta_j2_sigma_sigma():
     np.testing.assert_allclose(ebmflow.neg_energies(open_chain), values - values.mean(), **EXACT)
 
 
+
+def test_blume_capel_counts_each_bond_once_and_teachers_keep_to_the_state_budget():
+    sigma = np.array([1.0, -1.0, 0.0])
+    for n, periodic, j3 in [(3, True, 0.0), (4, True, 0.5), (2, False, 0.5)]:
+        teacher = ebmflow.targets.blume_capel(n, 0.7, 1.3, j3, periodic=periodic)
+        np.testing.assert_allclose(ebmflow.coupling_tensor(teacher, (0, 1)), 0.7 * 1.3 * np.outer(sigma, sigma),
+                                   rtol=0, atol=1e-12)
+        if n >= 3:
+            np.testing.assert_allclose(ebmflow.coupling_tensor(teacher, (0, 1, 2)),
+                                       0.7 * j3 * np.einsum("a,b,c->abc", sigma, sigma, sigma), rtol=0, atol=1e-12)
+    for n, periodic, j3, needs in [(2, True, 0.0, 3), (3, True, 0.5, 4), (1, False, 0.0, 2)]:
+        with pytest.raises(ValueError, match=rf"a Blume–Capel teacher on .* needs n >= {needs}, so that each bond "
+                                             rf"and triplet is counted once; got n={n}"):
+            ebmflow.targets.blume_capel(n, 0.7, 1.3, j3, periodic=periodic)
+    with pytest.raises(ebmflow.ComputeBudgetError, match=r"the Blume–Capel teacher over Potts\(21, q=3\) sums over "
+                                                         r"1\.046e\+10 states, over the budget"):
+        ebmflow.targets.blume_capel(21, 0.5)
+    with pytest.raises(ebmflow.ComputeBudgetError, match=r"the random Potts teacher over Potts\(12, q=21\)"):
+        ebmflow.targets.random_potts(jax.random.key(0), 12, 21, {2: 0.1})
+
 def test_random_potts_has_the_chosen_orders():
     teacher = ebmflow.targets.random_potts(jax.random.key(0), 4, 3, {1: 0.3, 2: 0.2}, density={2: 0.5})
     norms = np.asarray(ebmflow.order_norms(ebmflow.couplings(teacher), teacher.space))

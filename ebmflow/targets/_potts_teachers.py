@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._budget import check_memory, check_states
 from ..energies._coupling_model import CouplingModel
 from ..space import Potts
 
@@ -32,6 +33,7 @@ def random_potts(
     dtype = dtype or jnp.result_type(float)
     if not stds or any(not 1 <= k <= space.n for k in stds):
         raise ValueError(f"stds must map orders 1..{space.n} to standard deviations; got {dict(stds)}")
+    _check_size("random Potts", space)
     digits = np.asarray(space.digits(np.arange(space.size)))
     support = ((digits != 0) * (1 << np.arange(space.n))).sum(1)  # the site subset of each coefficient, as a bitmask
     orders = space.orders()
@@ -56,12 +58,20 @@ def blume_capel(
 
     ``-E = β Σ_i [J2 σ_i σ_{i+1} + J3 σ_i σ_{i+1} σ_{i+2}]`` (indices mod ``n`` when periodic).
     Since ``Σ_μ σ_μ = 0`` its zero-sum pair couplings are exactly ``β J2 σ_μ σ_ν`` on neighbours
-    and zero elsewhere, and its triplets ``β J3 σ σ σ`` on consecutive sites.
+    and zero elsewhere, and its triplets ``β J3 σ σ σ`` on consecutive sites. So that each bond
+    and triplet is counted once, ``n >= 3`` on a ring (``n >= 4`` with ``J3 != 0``), ``n >= 2`` open.
+    Both teachers refuse spaces over the state budget (`ebmflow.set_state_budget`).
     """
     space = Potts(n, 3)
     for name, value in dict(beta=beta, j2=j2, j3=j3).items():
         if not np.isfinite(value):
             raise ValueError(f"{name} must be a finite number; got {value!r}")
+    smallest = (4 if j3 else 3) if periodic else 2
+    if space.n < smallest:
+        chain = f"a periodic chain{' with J3 != 0' if j3 else ''}" if periodic else "an open chain"
+        raise ValueError(f"a Blume–Capel teacher on {chain} needs n >= {smallest}, so that each bond and triplet is "
+                         f"counted once; got n={space.n}")
+    _check_size("Blume–Capel", space)
     sigma = BLUME_CAPEL_SPINS[np.asarray(space.digits(np.arange(space.size)))]  # (3**n, n)
     last = space.n if periodic else space.n - 1
     neg_e = sum(j2 * sigma[:, i] * sigma[:, (i + 1) % space.n] for i in range(last))
@@ -70,3 +80,9 @@ def blume_capel(
                         for i in range(max(last, 0)))
     j = np.asarray(space.transform(jnp.asarray(beta * neg_e, jnp.float64))) / space.size
     return CouplingModel(space, jnp.asarray(j[1:], dtype or jnp.result_type(float)))
+
+
+def _check_size(name: str, space: Potts) -> None:
+    """The state and memory budgets for a teacher built over all ``q**n`` states (digits, couplings, transform)."""
+    check_states(f"the {name} teacher over {space.label}", space.size)
+    check_memory(f"the {name} teacher over {space.label}", space.size * (space.n + 4) * 8)
