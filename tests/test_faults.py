@@ -381,6 +381,44 @@ def test_float32_experiment_runs_end_to_end(method, optimizer, tmp_path):
     assert np.all(np.isfinite(results["kl"])) and np.all(results["kl"][:, -1] < results["kl"][:, 0])
 
 
+
+def test_float32_experiment_analysis_agrees_with_float64(tmp_path):
+    """The endpoint analysis runs in float64 (refined), so float32 rounding does not pass for unstable directions."""
+    text = """dtype = "{dtype}"
+[model]
+type = "potts_rbm"
+n = 3
+q = 3
+n_hidden = 6
+scale = 0.01
+[target]
+type = "blume_capel"
+beta = 0.8
+[dynamics]
+t1 = 1e5
+num_saves = 11
+rtol = 1e-4
+atol = 1e-7
+[batch]
+members = 1
+devices = 1
+"""
+    kinds = {}
+    for dtype in ("float64", "float32"):
+        experiment = tmp_path / f"{dtype}.toml"
+        experiment.write_text(text.format(dtype=dtype))
+        assert main(["run", str(experiment), "--out", str(tmp_path / dtype), "--quiet"]) == 0
+        results = load(tmp_path / dtype)
+        assert results["final_params"].dtype == np.dtype(dtype)
+        summary = json.loads((tmp_path / dtype / "summary.json").read_text())
+        kinds[dtype] = summary["kind"]
+        n_params = results["final_params"].shape[1]
+        # THEORY §5's counting rule at a data-consistent point: rank G stable directions, P - rank G neutral
+        np.testing.assert_array_equal(results["n_stable"], results["rank"])
+        np.testing.assert_array_equal(results["n_neutral"], n_params - results["rank"])
+        np.testing.assert_array_equal(results["n_unstable"], 0)
+    assert kinds["float32"] == kinds["float64"] == "data-consistent"
+
 # ----------------------------------------------------------------------------- the compilation cache
 
 

@@ -414,7 +414,7 @@ def test_potts_batches_whose_energies_flatten_or_sum_their_parameters(potts_prob
     for batch in batches:
         sols = ebmflow.flow_batch(batch, target, 2.0, ts=ts)
         for i in range(len(sols.kl)):
-            one = ebmflow.flow(jax.tree.map(lambda x: x[i] if eqx.is_array(x) else x, batch), target, 2.0, ts=ts)
+            one = ebmflow.flow(jax.tree.map(lambda x, i=i: x[i] if eqx.is_array(x) else x, batch), target, 2.0, ts=ts)
             np.testing.assert_allclose(sols.kl[i], one.kl, rtol=0, atol=1e-9)
 
 def test_potts_train_and_float32(potts_problem):

@@ -79,7 +79,7 @@ def fixed_point(
     max_steps = positive_int("max_steps", max_steps)
     check_pair(model, target)
     check_sum(model, 1, "fixed_point")
-    model, probs = cast_parameters(model, jnp.float64), target.probs.astype(jnp.float64)
+    model, probs = cast_parameters(model, jnp.float64), target.astype(jnp.float64).probs
     refined, norm, steps, code = _refine(model, probs, jnp.asarray(penalty, jnp.float64), rtol, atol, max_steps,
                                          jnp.float64(tol))
     return raise_if_failed(FixedPoint(refined, float(norm), int(steps), code, float(tol)), throw)

@@ -55,7 +55,7 @@ def _energy_shape(model) -> tuple[int, ...] | None:
     """The shape of ``model``'s energy of one state; None if it does not trace."""
     try:
         return energy_output(model).shape
-    except Exception:  # noqa: BLE001 - any failure to trace means: not a model of this space
+    except Exception:  # any failure to trace means: not a model of this space
         return None
 
 

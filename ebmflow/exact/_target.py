@@ -100,10 +100,15 @@ class Target(eqx.Module):
         return cls(p, f"model {type(model).__name__}", space=model.space)
 
     def astype(self, dtype) -> "Target":
-        """The same target with ``probs`` in ``dtype`` (itself if they already are)."""
+        """The same target with ``probs`` in ``dtype``, renormalised there (itself if they already are in ``dtype``).
+
+        Rounding to float32 leaves ``Σ p - 1 ~ 1e-7``, which in float64 is a moment no model can
+        match (a stationary point moves away by as much): the cast probabilities are divided by their sum.
+        """
         if self.probs.dtype == dtype:
             return self
-        return eqx.tree_at(lambda t: t.probs, self, self.probs.astype(dtype))
+        probs = self.probs.astype(dtype)
+        return eqx.tree_at(lambda t: t.probs, self, probs / probs.sum(-1, keepdims=True))
 
     @property
     def log_probs(self) -> Float[Array, " states"]:

@@ -123,6 +123,7 @@ class AnalysisConfig(_Section):
 
     stability: bool = True
     refine: bool = True  # refine each endpoint with fixed_point before the stability analysis
+    refine_steps: PositiveInt = 1024  # Levenberg–Marquardt steps of that refinement (float32 endpoints need more)
     alpha: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.1
     kl_eps: PositiveFloat = 1e-3
 
