@@ -419,6 +419,49 @@ devices = 1
         np.testing.assert_array_equal(results["n_unstable"], 0)
     assert kinds["float32"] == kinds["float64"] == "data-consistent"
 
+
+def test_alignment_experiment_reads_letters_gaps_and_weights_as_configured(tmp_path, capsys):
+    """An alignment target from an experiment file: custom alphabet, unknown letters as gaps, no reweighting."""
+    rows = ["AC-UX", "ACGU.", "GC-UA", "AZGUU", "ACGUU"]  # X and Z are unknown; '.' is a gap in FASTA
+    (tmp_path / "family.fasta").write_text("".join(f">s{i}\n{r}\n" for i, r in enumerate(rows)))
+    text = """[model]
+type = "potts_rbm"
+n = 3
+q = 5
+n_hidden = 2
+[target]
+type = "alignment"
+path = "family.fasta"
+alphabet = "ACGU-"
+columns = [0, 2, 4]
+unknown = "{unknown}"
+reweight = false
+pseudocount = 0.5
+[dynamics]
+t1 = 1
+num_saves = 3
+[batch]
+members = 1
+devices = 1
+[analysis]
+stability = false
+"""
+    experiment = tmp_path / "alignment.toml"
+    experiment.write_text(text.format(unknown="gap"))
+    assert main(["run", str(experiment), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    # plain count: colours of the kept columns, unknown letters and '.' as the gap (colour 4), unit weights
+    colour = {c: i for i, c in enumerate("ACGU-")}
+    counts = np.zeros(5**3)
+    for r in rows:
+        v = [colour.get(r[c], 4) for c in (0, 2, 4)]
+        counts[v[0] + 5 * v[1] + 25 * v[2]] += 1
+    expected = (counts + 0.5) / (len(rows) + 0.5 * 5**3)
+    np.testing.assert_allclose(load(tmp_path / "out")["target_probs"], expected, rtol=1e-12)
+    experiment.write_text(text.format(unknown="error"))
+    _error(capsys, main(["run", str(experiment), "--out", str(tmp_path / "out2"), "--quiet"]), 1,
+           r"sequence 0 \('s0'\) has 'X' at column 4, not in the alphabet 'ACGU-'; pass unknown='gap'")
+    assert not (tmp_path / "out2").exists()
+
 # ----------------------------------------------------------------------------- the compilation cache
 
 

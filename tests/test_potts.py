@@ -327,6 +327,15 @@ def test_alignment_gap_is_the_alphabets_dash_whatever_its_colour(tmp_path):
     with pytest.raises(ValueError, match=r"unknown='gap' reads unknown letters as the gap, but the alphabet 'ACGU' "
                                          r"has no gap '-'"):
         ebmflow.targets.read_alignment(path, "ACGU", unknown="gap")
+    path.write_text(">x\nAC-U\n")
+    assert ebmflow.targets.read_alignment(path, "RNA").alphabet == ebmflow.targets.ALPHABETS["rna"]  # names: any case
+    with pytest.raises(ValueError, match=r"alphabet must be one of \['dna', 'protein', 'rna'\] or a string of at least "
+                                         r"2 distinct symbols \(letters are read upper-case\); got 'aA'"):
+        ebmflow.targets.read_alignment(path, "aA")
+    with pytest.raises(ValueError, match=r"has 'A' at column 0, not in the alphabet 'protien'; the alphabet has no gap "
+                                         r"'-' \(a custom alphabet: colour c is its c-th symbol; the named alphabets "
+                                         r"are dna, protein, rna\)"):
+        ebmflow.targets.read_alignment(path, "protien")
 
 # ----------------------------------------------------------------------------- teachers
 

@@ -53,7 +53,8 @@ class TargetConfig(_Section):
 
     Over colours: ``random_potts`` (``stds`` per order, ``density``), ``blume_capel`` (q = 3;
     ``beta``, ``j2``, ``j3``, ``periodic``), ``alignment`` (``path`` to FASTA/A2M, ``alphabet``,
-    ``columns``, reweighting ``threshold``) and ``samples`` of integer colours (``q`` of the model).
+    ``columns``, reweighting ``threshold`` or ``reweight = false``, ``unknown``, ``format``) and
+    ``samples`` of integer colours (``q`` of the model).
     """
 
     type: Literal["random_ising", "ising_chain", "ising_grid", "edwards_anderson", "sparse_parity", "samples",
@@ -73,7 +74,10 @@ class TargetConfig(_Section):
     periodic: bool = True
     alphabet: str = "protein"
     columns: list[Annotated[int, Field(ge=0)]] | None = None
-    threshold: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = 0.8
+    threshold: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.8
+    reweight: bool = True  # false: unit sequence weights (no threshold)
+    unknown: Literal["error", "gap"] = "error"  # letters outside the alphabet: an error, or read as the gap
+    format: Literal["auto", "fasta", "a2m"] = "auto"
 
     @pydantic.field_validator("stds")
     @classmethod

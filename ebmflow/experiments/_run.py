@@ -122,7 +122,8 @@ def build_target(config: Experiment) -> Target:
             raise ValueError(f"samples in {t.path!r} have n = {target.n} columns but model.n = {n}")
         return target
     if t.type == "alignment":
-        alignment = targets_.read_alignment(t.path, t.alphabet, threshold=t.threshold)
+        alignment = targets_.read_alignment(t.path, t.alphabet, threshold=t.threshold if t.reweight else None,
+                                            unknown=t.unknown, format=t.format)
         if alignment.q != config.model.q:
             raise ValueError(f"the alphabet {alignment.alphabet!r} has q = {alignment.q} colours; model.q is "
                              f"{config.model.q}")

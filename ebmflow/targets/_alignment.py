@@ -89,8 +89,8 @@ def read_alignment(
 ) -> Alignment:
     """Read an aligned FASTA or A2M file into colours, with sequence weights.
 
-    - ``alphabet``: ``"protein"`` (20 amino acids and the gap, ``q = 21``), ``"rna"``, ``"dna"``,
-      or a string of symbols (colour ``c`` is its ``c``-th symbol).
+    - ``alphabet``: ``"protein"`` (20 amino acids and the gap, ``q = 21``), ``"rna"``, ``"dna"``
+      (names in any case), or a string of symbols (colour ``c`` is its ``c``-th symbol).
     - ``format``: ``"fasta"`` (letters read upper-case, ``.`` is a gap), ``"a2m"`` (lower-case
       letters and ``.`` are insertions and are dropped), or ``"auto"`` (``a2m`` for a ``.a2m`` file).
       The gap is the alphabet's ``-``, whatever its colour; in an alphabet without ``-``, ``.`` is
@@ -102,10 +102,11 @@ def read_alignment(
       aligned length; None gives unit weights.
     """
     path = os.fspath(path)
-    symbols = ALPHABETS.get(alphabet, alphabet)
-    if not isinstance(symbols, str) or len(set(symbols)) != len(symbols) or len(symbols) < 2:
-        raise ValueError(f"alphabet must be one of {sorted(ALPHABETS)} or a string of at least 2 distinct symbols; "
-                         f"got {alphabet!r}")
+    named = isinstance(alphabet, str) and alphabet.lower() in ALPHABETS
+    symbols = ALPHABETS[alphabet.lower()] if named else alphabet
+    if not isinstance(symbols, str) or len(set(symbols.upper())) != len(symbols) or len(symbols) < 2:
+        raise ValueError(f"alphabet must be one of {sorted(ALPHABETS)} or a string of at least 2 distinct symbols "
+                         f"(letters are read upper-case); got {alphabet!r}")
     if unknown not in ("error", "gap"):
         raise ValueError(f"unknown must be 'error' or 'gap'; got {unknown!r}")
     gap = symbols.find("-")
@@ -133,6 +134,9 @@ def read_alignment(
             if colour is None:
                 if unknown == "error":
                     hint = "pass unknown='gap' to read it as a gap" if gap >= 0 else "the alphabet has no gap '-'"
+                    if not named:
+                        hint += (f" (a custom alphabet: colour c is its c-th symbol; the named alphabets are "
+                                 f"{', '.join(sorted(ALPHABETS))})")
                     raise ValueError(f"{path!r}: sequence {len(rows)} ({name!r}) has {letter!r} at column {column}, "
                                      f"not in the alphabet {symbols!r}; {hint}")
                 colour = gap
