@@ -22,7 +22,7 @@ import pytest
 from ebmflow.cli import _main as _cli, main
 from ebmflow.experiments import _run, parse_experiment, run_experiment
 from ebmflow.io import load
-from ebmflow.io._plots import plot_all
+from ebmflow.io._plots import plot_all, significant_orders
 from ebmflow.io._results import Results
 
 BASE = """name = "faults"
@@ -461,6 +461,13 @@ stability = false
     _error(capsys, main(["run", str(experiment), "--out", str(tmp_path / "out2"), "--quiet"]), 1,
            r"sequence 0 \('s0'\) has 'X' at column 4, not in the alphabet 'ACGU-'; pass unknown='gap'")
     assert not (tmp_path / "out2").exists()
+
+
+def test_orders_below_the_dtypes_rounding_are_not_the_targets():
+    """√eps: 3.5e-4 in float32, 1.5e-8 in float64 (relative to the largest order's norm)."""
+    norms = np.array([0.0, 2.0, 0.5, 2e-7, 0.0])
+    assert significant_orders(norms, "float32") == [1, 2]
+    assert significant_orders(norms, "float64") == [1, 2, 3]
 
 # ----------------------------------------------------------------------------- the compilation cache
 

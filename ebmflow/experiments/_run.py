@@ -47,7 +47,7 @@ from ..dynamics._summary import summarize
 from ..dynamics._train import train_batch
 from ..energies import RBM, CouplingModel, HigherOrderIsing, Ising, MLPEnergy, PottsPairwise, PottsRBM, WalshModel
 from ..exact._target import Target
-from ..io._plots import plot_all
+from ..io._plots import plot_all, significant_orders
 from ..io._results import OutputError, load, remove_stale_temporaries, save, write_json
 from ..space import Potts, Spins
 from ._config import Experiment
@@ -558,8 +558,7 @@ def _findings(config, arrays, analyses, batch: dict) -> str:
     line = f"P = {size} {'>=' if size >= couplings else '<'} {couplings} couplings: " + ", ".join(words)
     # The hierarchy over the orders the target has couplings of (a random teacher of orders 1..3, say).
     norms = arrays["target_coupling_norms"]
-    rounding = np.sqrt(np.finfo(config.dtype).eps)  # couplings below this (relative) are the dtype's rounding
-    orders = [k for k in range(1, norms.size) if norms[k] > rounding * norms.max()]
+    orders = significant_orders(norms, config.dtype)  # smaller couplings are the dtype's rounding
     times = {k: batch["learning_times"][k]["median"] for k in orders if k in batch["learning_times"]}
     if not batch["ok"] or len(orders) < 2:  # no finished run, or no hierarchy to speak of
         return line

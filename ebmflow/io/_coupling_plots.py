@@ -5,6 +5,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from ._results import write_figure
+
 
 def plot_pair_map(scores, ax, title: str, contacts=None, predicted=None):
     """A symmetric ``(n, n)`` map; with a contact map, true contacts (grey) under the top predictions (red)."""
@@ -83,6 +85,5 @@ def coupling_figures(result: dict, out: Path, formats=("png",)) -> list[Path]:
     for name, fig in figures:
         fig.tight_layout()
         for fmt in formats:
-            paths.append(out / f"{name}.{fmt}")
-            fig.savefig(paths[-1], dpi=120)
+            paths.append(write_figure(fig, out / f"{name}.{fmt}"))
     return paths

@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ._results import OutputError, Results
+from ._results import OutputError, Results, write_figure
 
 
 def _orders(n: int, k_max: int = 6):
@@ -78,6 +78,12 @@ def plot_kl(results: Results, ax):
     ax.set_title("Exact KL along the learning trajectory")
 
 
+def significant_orders(norms, dtype) -> list[int]:
+    """The orders ``k >= 1`` whose norm ``norms[k]`` exceeds ``√eps`` of ``dtype`` times the largest: not rounding."""
+    norms = np.asarray(norms)
+    return [k for k in range(1, norms.size) if norms[k] > np.sqrt(np.finfo(dtype).eps) * norms.max()]
+
+
 def plot_hierarchy(results: Results, axes):
     ts, n = results["ts"], results["target_coupling_norms"].shape[0] - 1
     with warnings.catch_warnings():  # Δ_k is NaN (undefined) where the initial mismatch of order k is zero
@@ -86,12 +92,13 @@ def plot_hierarchy(results: Results, axes):
         norms = np.nanmedian(_finite(results["coupling_norms"]), axis=0)
     alpha = results.metadata.get("config", {}).get("analysis", {}).get("alpha")
     target_norms = results["target_coupling_norms"]
+    significant = significant_orders(target_norms, results.metadata.get("dtype", "float64"))
     for k, (c, marker) in zip(_orders(n), _ORDER_STYLE):
         style = dict(color=c, lw=1.8, marker=marker, markersize=4, markevery=max(1, len(ts) // 12), label=f"order {k}")
         if np.isfinite(delta[1:, k]).any():  # no legend entry for an order whose Δ_k is undefined
             axes[0].plot(ts[1:], delta[1:, k], **style)
         axes[1].plot(ts[1:], norms[1:, k], **style)
-        if target_norms[k] > 1e-10 * target_norms.max():
+        if k in significant:
             axes[1].axhline(target_norms[k], color=c, ls="--", lw=1.2, alpha=0.8)
     axes[1].plot([], [], color="gray", ls="--", lw=1.2, label="target ||J*_k||")
     if alpha:
@@ -204,9 +211,5 @@ def plot_all(results: Results, out: str | Path, formats=("png",)) -> list[Path]:
     for name, fig in figures:
         fig.tight_layout()
         for fmt in formats:
-            paths.append(out / f"{name}.{fmt}")
-            try:
-                fig.savefig(paths[-1], dpi=120)
-            except OSError as err:
-                raise OutputError(err.errno, err.strerror or str(err), str(paths[-1])) from None
+            paths.append(write_figure(fig, out / f"{name}.{fmt}"))
     return paths

@@ -95,6 +95,11 @@ def write_json(path: str | os.PathLike, data: dict) -> Path:
     return _write_atomically(Path(path), "w", lambda f: json.dump(data, f, indent=2, default=_json_default))
 
 
+def write_figure(fig, path: Path, dpi: int = 120) -> Path:
+    """Save a matplotlib figure atomically, in the format of ``path``'s suffix (a killed run leaves no torn image)."""
+    return _write_atomically(Path(path), "wb", lambda f: fig.savefig(f, format=Path(path).suffix[1:], dpi=dpi))
+
+
 def _write_atomically(path: Path, mode: str, write) -> Path:
     """``write(file)`` into a temporary file ``.NAME.*.tmp`` in ``path``'s folder, then rename it to ``path``.
 
