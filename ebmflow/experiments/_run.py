@@ -71,7 +71,7 @@ ARRAYS = {
     "hessian_evaluations": "exact Hessian evaluations (B,)",
     "initial_params": "flattened initial parameters (B, P)",
     "final_params": "flattened parameters at the last save time (B, P)",
-    "target_probs": "target probabilities over the 2**n states, index order (2**n,)",
+    "target_probs": "target probabilities over the q**n states (q = 2: spins), index order (q**n,)",
     "eigenvalues": "Hessian eigenvalues at the endpoint, ascending (B, P); NaN if not analysed",
     "n_stable": "stable directions at the endpoint (B,); -1 if not analysed",
     "n_neutral": "neutral directions (B,); -1 if not analysed",
