@@ -7,14 +7,14 @@
 # ---
 
 # %% [markdown]
-# # Are low orders learned first for colours (q = 3)?
+# # Are low orders learned first for colours (q = 3, 4)?
 #
 # For spins, an RBM with small weights learns its effective couplings order by order
 # (THEORY §6, `notebooks/hierarchy.py`): the order-k couplings are `O(ε^k)` in the weight
 # scale ε, so they barely move until the weights have grown. The same expansion holds for a
 # Potts RBM, `-E(v) = Σ_i b_i(v_i) + Σ_a softplus(c_a + Σ_i W_ai(v_i))` (THEORY §9): its
 # order-k zero-sum couplings are products of k weight vectors. Does the hierarchy survive
-# q = 3 colours, where each order holds `C(n, k)·2^k` couplings instead of `C(n, k)`?
+# q = 3 colours, where each order holds `C(n, k)·2^k` couplings instead of `C(n, k)`, and q = 4?
 #
 # We follow the exact gradient flow over all `3^5 = 243` states of
 #
@@ -28,7 +28,7 @@
 # k we record the relative moment mismatch `Δ_k(t)` (order-k zero-sum coefficients of
 # `p_θ - p_D`, relative to t = 0) and the learning time `τ_k`: the first t with `Δ_k ≤ 0.1`.
 #
-# Run as a script (`python notebooks/potts_hierarchy.py`, about 35 s on 2 cores, mostly
+# Run as a script (`python notebooks/potts_hierarchy.py`, about 45 s on 2 cores, mostly
 # compilation) or open with jupytext. Figures go to `notebooks/_out/` (or `$EBMFLOW_NOTEBOOK_OUT`).
 
 # %%
@@ -99,10 +99,10 @@ for name, pair in taus.items():
     assert np.all(np.isfinite(rbm_tau[1:])) and np.all(np.isfinite(full_tau[1:]))  # every order is learned
     # The RBM: fields first, pairs a decade or more later, then orders 3 and 4.
     assert rbm_tau[1] < rbm_tau[2] < min(rbm_tau[3], rbm_tau[4]), (name, rbm_tau)
-    assert rbm_tau[2] > 10 * rbm_tau[1] and min(rbm_tau[3], rbm_tau[4]) > 100 * rbm_tau[1], (name, rbm_tau)
-    # The full-coupling model: every order within a factor of about 3, all of them learned
+    assert 50 < rbm_tau[2] / rbm_tau[1] < 800 and min(rbm_tau[3], rbm_tau[4]) > 100 * rbm_tau[1], (name, rbm_tau)
+    # The full-coupling model: every order within a factor of 3.5, all of them learned
     # before the RBM has learned its pairs.
-    assert np.ptp(np.log10(full_tau[1:5])) < 0.75, (name, full_tau)
+    assert np.ptp(np.log10(full_tau[1:5])) < np.log10(3.5), (name, full_tau)
     assert full_tau[1:].max() < rbm_tau[2], (name, full_tau, rbm_tau)
     if name.startswith("random"):  # strictly order by order on the random teachers
         assert rbm_tau[1] < rbm_tau[2] < rbm_tau[3] < rbm_tau[4], (name, rbm_tau)
@@ -113,7 +113,46 @@ for name, pair in runs.items():
     print(f"    {name:32s} {np.round(plateau[1:], 3)}")
     assert plateau[1] < 0.05 and plateau[2:5].min() > 0.25  # fields learned, orders 2-4 not yet
 bc = taus["Blume-Capel β=0.5, J2=1, J3=0.5"]["RBM"]
-assert bc[3] > bc[4]  # on the Blume-Capel chain the odd order 3 lags order 4
+assert bc[3] > bc[4]  # on this Blume-Capel chain the odd order 3 lags order 4
+final_kl = {name: {student: float(sol.kl[-1]) for student, sol in pair.items()} for name, pair in runs.items()}
+for name, kl in final_kl.items():  # the fits at t = 1e4 (last paragraph below)
+    assert kl["CouplingModel"] < 1e-5 and (1e-3 < kl["RBM"] < 2e-2 if name.startswith("random") else kl["RBM"] < 1e-3)
+
+# %% [markdown]
+# ## The order among orders ≥ 2 is not universal: the student's width
+#
+# The teacher of `examples/potts_blume_capel.toml` (β = 0.6, J2 = 1, J3 = 0.5), learned by Potts
+# RBMs with 6 (as in the example) and 24 hidden units from the same kind of start.
+
+# %%
+bc_target = ef.Target.from_model(ef.targets.blume_capel(n, 0.6, 1.0, 0.5))
+width = {}
+for hidden in (6, 24):
+    sol = ef.flow(ef.PottsRBM.init(jax.random.key(104), n, q, hidden, scale=eps), bc_target, t1=ts[-1], **options)
+    width[hidden] = (sol, np.asarray(sol.learning_times(alpha)), np.asarray(sol.delta))
+i14, i52 = (int(np.searchsorted(ts, t)) for t in (13.0, 50.0))
+for hidden, (sol, tau, delta) in width.items():
+    print(f"{hidden:2d} hidden units: τ_1..4 = {np.round(tau[1:5], 3)}; Δ_2..4 at t = {ts[i14]:.3g}: "
+          f"{np.round(delta[i14, 2:5], 3)}, at t = {ts[i52]:.3g}: {np.round(delta[i52, 2:5], 3)}; "
+          f"final KL {float(sol.kl[-1]):.1e}")
+    assert tau[1] < 0.1 * tau[2:5].min()  # the fields first, by far
+    assert delta[i14, 2:5].min() > 0.5 and np.all((0.1 < delta[i52, 2:5]) & (delta[i52, 2:5] < 0.3))  # 2-4 together
+assert width[24][1][2] < width[24][1][3:5].min()  # 24 hidden units: pairs cross α before orders 3 and 4
+assert width[6][1][2] > width[6][1][3:5].max()  # 6 hidden units: after them
+
+# %% [markdown]
+# ## q = 4
+#
+# Two random teachers on `4^4 = 256` states with couplings of orders 1–3 (std 0.3, 0.25, 0.2),
+# Potts RBMs with 24 hidden units, the same flow settings.
+
+# %%
+for seed in (0, 1):
+    target4 = ef.Target.from_model(ef.targets.random_potts(jax.random.key(seed), 4, 4, {1: 0.3, 2: 0.25, 3: 0.2}))
+    sol = ef.flow(ef.PottsRBM.init(jax.random.key(100 + seed), 4, 4, m, scale=eps), target4, t1=ts[-1], **options)
+    tau = np.asarray(sol.learning_times(alpha))
+    print(f"q = 4, teacher {seed}: τ_1..4 = {np.round(tau[1:], 3)}; final KL {float(sol.kl[-1]):.1e}")
+    assert tau[1] < tau[2] < tau[3:5].min() and tau[2] > 10 * tau[1], tau
 
 # %% [markdown]
 # ## Δ_k(t) by order
@@ -166,29 +205,34 @@ print("figure:", OUT / "potts_hierarchy.png")
 # %% [markdown]
 # ## What the numbers show
 #
-# - **Yes, for q = 3 the Potts RBM learns low orders first.** On all four teachers
-#   `τ_1 < τ_2 < min(τ_3, τ_4)`: the fields are learned by t ≈ 1 (the visible biases are
-#   free parameters at O(1)), the pairs 100–400 times later (τ_2 ≈ 100–300), and orders 3
-#   and 4 later still (τ ≈ 200–1600). The largest gap is between orders 1 and 2; once the
-#   weights have grown enough to carry pairs, orders 3 and 4 follow within a factor of a
-#   few. (On 8 random teachers tried while writing this notebook, `τ_1 < τ_2 < τ_3 < τ_4`
-#   held every time, with `τ_2/τ_1` between 55 and 250.)
+# - **The fields come first, by far, for q = 3 and q = 4.** In every run here the fields are
+#   learned by t ≈ 1–2 (the visible biases are free parameters at O(1)), one to three decades
+#   before any higher order. On the four teachers of the first part
+#   `τ_1 < τ_2 < min(τ_3, τ_4)`, the pairs 100–400 times after the fields (asserted: 50–800),
+#   and on both q = 4 teachers `τ_1 < τ_2 < min(τ_3, τ_4)` too (τ_2 ≈ 90–115, orders 3 and 4 at
+#   310–620).
 # - On the plateau (t = 10) every RBM has learned its fields (`Δ_1 < 0.05`) and none its
 #   higher orders (`Δ_2`, `Δ_3`, `Δ_4` above 0.25). On the first teacher they fell part of the
 #   way together with `Δ_1` at t ≈ 1 (to 0.33, 0.59, 0.76; on the others to 0.75–0.99):
 #   moments are not couplings, and learning the fields alone moves the higher moments
 #   (products of marginals) toward the data's. The plateau, until t ≈ 40, is the time the
 #   weights need to grow from ε = `1e-2`; the couplings of order ≥ 2 only move after that.
-# - **Order 3 against order 4 is not universal.** On the random teachers, which have large
-#   fields and triplets, order 3 comes before order 4. On the Blume–Capel chain, whose
-#   triplet term is weak and whose fields are zero, order 3 comes *after* order 4: with
-#   zero hidden biases the third derivative of softplus vanishes (softplus(x) = x/2 +
-#   ln 2cosh(x/2)), so odd orders ≥ 3 also wait for the hidden biases to move, as for spins
-#   (THEORY §6). The robust statement is `τ_1 < τ_2 < min(τ_3, τ_4)`.
+# - **The order among orders ≥ 2 is not universal.** On the random teachers of the first part,
+#   which have large fields and triplets, order 3 comes before order 4; on the Blume–Capel
+#   chain with β = 0.5, whose triplet term is weak and whose fields are zero, order 3 comes
+#   *after* order 4 (with zero hidden biases the third derivative of softplus vanishes, so odd
+#   orders ≥ 3 also wait for the hidden biases to move, as for spins, THEORY §6). On the
+#   example's chain (β = 0.6) orders 2–4 fall *together* once the weights have grown: from
+#   above 0.5 at t ≈ 14 to 0.16–0.24 at t ≈ 50, for 6 and for 24 hidden units. Which of them
+#   then crosses α = 0.1 first depends on the student: with 24 hidden units the pairs
+#   (τ_2 ≈ 300, τ_3 ≈ 370), with 6 the pairs last (τ_2 ≈ 610, τ_3 ≈ 250), their last 16 %
+#   of mismatch taking longest. So "low orders first" holds here as "fields first"; the split
+#   of orders ≥ 2 at a threshold is a property of the run, not a law.
 # - **The full-coupling model has no hierarchy.** Its τ_k over orders 1–4 lie within a
-#   factor of about 3 of each other, in no consistent order, and every one of them is
-#   reached (t ≲ 2) long before the RBM has learned its pairs: the hierarchy comes from the
-#   RBM's parametrisation, not from the data.
+#   factor of 3.5 of each other (at most 3.0 here), in no consistent order, and every one of
+#   them is reached (t ≲ 2) long before the RBM has learned its pairs: the hierarchy comes from
+#   the RBM's parametrisation, not from the data.
 # - With 24 hidden units the RBM fits a random teacher less well than the full model: at
-#   t = `1e4` its KL is 7–9 × `1e-3` nats (the CouplingModel's about `1e-6`; on the
-#   Blume–Capel chain `2e-4`), though every order's mismatch is below α by then.
+#   t = `1e4` its KL is 7–9 × `1e-3` nats (asserted: 1e-3 to 2e-2; the CouplingModel's about
+#   `1e-6`, asserted below 1e-5; on the Blume–Capel chain `2e-4`, asserted below 1e-3), though
+#   every order's mismatch is below α by then.
