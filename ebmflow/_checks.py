@@ -11,6 +11,11 @@ def positive_int(name: str, value) -> int:
     return int(value)
 
 
+def is_concrete(x) -> bool:
+    """True for an array with values now (not a tracer inside jit/vmap/grad): values can be checked."""
+    return not isinstance(x, jax.core.Tracer)
+
+
 def is_real_number(x) -> bool:
     """A real number (Python, NumPy, or a 0-d array), not a bool."""
     if isinstance(x, bool):
@@ -19,13 +24,14 @@ def is_real_number(x) -> bool:
         hasattr(x, "dtype") and np.ndim(x) == 0 and np.issubdtype(x.dtype, np.number) and np.isrealobj(x))
 
 
-def finite_number(name: str, value, *, positive: bool = False) -> float:
-    """``value`` as a float, or a ValueError naming ``name`` unless it is a finite number ``>= 0`` (``> 0``)."""
+def finite_number(name: str, value, *, positive: bool = False):
+    """``value``, or a ValueError naming ``name`` unless it is a finite number ``>= 0`` (``> 0``).
+
+    A traced value (inside the user's ``jax.jit`` or ``jax.vmap``) passes unchecked.
+    """
+    if not is_concrete(value):
+        return value
     if not (is_real_number(value) and np.isfinite(value) and (value > 0 if positive else value >= 0)):
         raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}; got {value!r}")
-    return float(value)
+    return value
 
-
-def is_concrete(x) -> bool:
-    """True for an array with values now (not a tracer inside jit/vmap/grad): values can be checked."""
-    return not isinstance(x, jax.core.Tracer)

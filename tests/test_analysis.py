@@ -436,8 +436,8 @@ def test_bad_input():
     for name in ("eig_rtol", "rank_rtol", "grad_tol", "kl_tol"):
         with pytest.raises(ValueError, match=rf"{name} must be a finite number > 0; got -1"):
             ebmflow.stability(model, target5, **{name: -1})
-    for name in ("tol", "rtol", "atol"):
-        with pytest.raises(ValueError, match=rf"{name} must be a finite number > 0; got -1"):
+    for name, bound in (("tol", "> 0"), ("rtol", ">= 0"), ("atol", ">= 0")):
+        with pytest.raises(ValueError, match=rf"{name} must be a finite number {bound}; got -1"):
             ebmflow.fixed_point(model, target5, **{name: -1})
     with pytest.raises(ValueError, match=r"max_steps must be a positive int; got 2\.5"):
         ebmflow.fixed_point(model, target5, max_steps=2.5)
@@ -481,3 +481,14 @@ def test_analyses_take_a_chunk_size():
     np.testing.assert_allclose(lanczos[0], chunked.eigenvalues[:2], rtol=0, atol=1e-8)
     with pytest.raises(ValueError, match="chunk_size must be a positive int"):
         ebmflow.with_chunk_size(model, 0)
+
+
+def test_hessian_traced_penalty_and_a_one_sided_fixed_point_criterion():
+    """Checks skip traced values: a vmap over the penalty gives the Hessians one by one (exact: penalty·I apart)."""
+    model, target = rbm(5, 3, seed=1), _target(5, seed=1)
+    stacked = jax.vmap(lambda p: ebmflow.hessian(model, target, p))(jnp.array([0.0, 0.5]))
+    h0 = np.asarray(ebmflow.hessian(model, target))
+    np.testing.assert_allclose(stacked[0], h0, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(stacked[1], h0 + 0.5 * np.eye(h0.shape[0]), rtol=0, atol=1e-14)
+    point = ebmflow.fixed_point(model, target, atol=0.0, max_steps=1024)  # rtol alone ends the steps
+    assert point.converged and point.grad_norm <= 1e-10

@@ -209,14 +209,28 @@ def test_batch_sizes_that_do_not_fit():
     # a batch given where one model is expected
     for call in (lambda: ef.flow(models, _target(), 1.0), lambda: ef.train(models, _target(), optax.sgd(0.1), 10),
                  lambda: ef.kl(models, _target())):
-        with pytest.raises(ValueError, match=r"RBM\.energy must return a real scalar .*it returns shape \(3,\).*"
-                                             r"a batch of models goes to flow_batch or train_batch"):
+        with pytest.raises(ValueError, match=r"RBM\.weights has 3 axes where one model's has 2 \(a batch of models "
+                                             r"goes to flow_batch or train_batch\)"):
             call()
+    potts_batch = eqx.filter_vmap(lambda k: ef.PottsRBM.init(k, 3, 3, 2))(jax.random.split(jax.random.key(0), 1))
+    with pytest.raises(ValueError, match=r"PottsRBM\.weights has 4 axes where one model's has 3"):
+        ef.kl(potts_batch, ef.Target.from_model(ef.PottsRBM.init(jax.random.key(1), 3, 3, 2)))
+
+
+class Field(ef.AbstractEnergy):
+    """A user energy whose parameter broadcasts: ``h`` of shape ``(3,)`` or a scalar gives a scalar energy."""
+
+    space: ef.Spins
+    h: jax.Array
+
+    def energy(self, s):
+        return -jnp.sum(self.h * s)
 
 
 def test_a_single_model_whose_leading_sizes_coincide_is_not_a_batch():
-    """Ising at n = 3 has 3 fields and 3 couplings, an RBM with 3 hidden units and 3 spins 3 rows: not a batch of 3."""
-    for model in (_ising(3), _rbm(3, 3)):
+    """Ising at n = 3 has 3 fields and 3 couplings, an RBM with 3 hidden units and 3 spins 3 rows, a user energy
+    with 3 fields that would also take a scalar: not a batch of 3."""
+    for model in (_ising(3), _rbm(3, 3), Field(ef.Spins(3), jnp.array([0.1, -0.2, 0.3]))):
         name = type(model).__name__
         with pytest.raises(ValueError, match=rf"flow_batch got a single {name} \(its energy of one state is a "
                                              rf"scalar\).*or use ebmflow\.flow$"):
@@ -251,12 +265,12 @@ def test_ising_from_a_matrix_with_nan_or_inf():
             ef.Ising.from_matrix(np.zeros(3), matrix)
 
 
-
 def test_ising_from_a_matrix_of_strings_or_complex_numbers():
     with pytest.raises(ValueError, match=r"the coupling matrix must hold real numbers; got an array of dtype <U1"):
         ef.Ising.from_matrix(np.zeros(2), [["0", "1"], ["1", "0"]])
     with pytest.raises(ValueError, match=r"the coupling matrix must be real; got complex entries"):
         ef.Ising.from_matrix(np.zeros(2), np.array([[0, 1j], [1j, 0]]))
+
 
 class MaskedPairs(ef.AbstractEnergy):
     """A user energy with an integer array that is not a parameter."""

@@ -204,7 +204,8 @@ def test_stale_temporary_files_are_removed(tmp_path):
     experiment = _experiment(tmp_path, members=1)
     out = tmp_path / "out"
     out.mkdir()
-    for name in (".results.npz.k1ll3d.tmp", ".summary.json.x.tmp", ".other.npz.x.tmp", "results.npz.tmp"):
+    for name in (".results.npz.k1ll3d.tmp", ".summary.json.x.tmp", ".kl.png.x.tmp", ".batch.pdf.x.tmp",
+                 ".other.npz.x.tmp", "results.npz.tmp"):
         (out / name).write_bytes(b"half a file")
     assert main(["run", str(experiment), "--out", str(out)]) == 0
     assert _temp_files(out) == [".other.npz.x.tmp", "results.npz.tmp"]  # only the writer's own pattern
@@ -332,6 +333,18 @@ def test_interrupt_while_printing(tmp_path, capsys, monkeypatch):
 # ----------------------------------------------------------------------------- resume
 
 
+def _drop_settings(path: Path, **sections) -> None:
+    """Remove settings from the configuration stored in a results file, as if an older ebmflow had written it."""
+    with np.load(path) as stored:
+        arrays = dict(stored)
+    meta = json.loads(str(arrays["metadata"]))
+    for section, keys in sections.items():
+        for key in keys:
+            del meta["config"][section][key]
+    arrays["metadata"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+
+
 def test_resume_gives_the_results_of_an_uninterrupted_run(tmp_path, capsys, monkeypatch):
     experiment = _experiment(tmp_path, members=3, stability="true")
     clean, out = tmp_path / "clean", tmp_path / "out"
@@ -349,6 +362,8 @@ def test_resume_gives_the_results_of_an_uninterrupted_run(tmp_path, capsys, monk
     code = main(["run", str(changed), "--out", str(out), "--quiet", "--resume"])
     _error(capsys, code, 2, r"another experiment \(seed: 1 there, 5 here\); --resume needs the same experiment file")
 
+    # a run written before settings were added to ebmflow: they count as their defaults, so it resumes
+    _drop_settings(out / "results.npz", target=("unknown", "format", "reweight"), analysis=("refine_steps",))
     assert main(["run", str(experiment), "--out", str(out), "--resume"]) == 0
     assert "resuming: members 0..0 are finished" in capsys.readouterr().out
     resumed, reference = load(out), load(clean)
@@ -379,7 +394,6 @@ def test_float32_experiment_runs_end_to_end(method, optimizer, tmp_path):
     assert results["initial_params"].dtype == results["final_params"].dtype == np.float32
     assert results["kl"].dtype == np.float32
     assert np.all(np.isfinite(results["kl"])) and np.all(results["kl"][:, -1] < results["kl"][:, 0])
-
 
 
 def test_float32_experiment_analysis_agrees_with_float64(tmp_path):

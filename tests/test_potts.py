@@ -314,7 +314,6 @@ def test_alignment_colours_errors_and_reweighting(tmp_path):
         ebmflow.targets.read_alignment(path, alphabet="A")
 
 
-
 def test_alignment_gap_is_the_alphabets_dash_whatever_its_colour(tmp_path):
     path = tmp_path / "rna.fasta"
     path.write_text(">x\nAC-U\n>y\nAC.U\n>z\nACZU\n")
@@ -359,7 +358,6 @@ def test_blume_capel_pairs_are_beta_j2_sigma_sigma():
     np.testing.assert_allclose(ebmflow.neg_energies(open_chain), values - values.mean(), **EXACT)
 
 
-
 def test_blume_capel_counts_each_bond_once_and_teachers_keep_to_the_state_budget():
     sigma = np.array([1.0, -1.0, 0.0])
     for n, periodic, j3 in [(3, True, 0.0), (4, True, 0.5), (2, False, 0.5)]:
@@ -378,6 +376,7 @@ def test_blume_capel_counts_each_bond_once_and_teachers_keep_to_the_state_budget
         ebmflow.targets.blume_capel(21, 0.5)
     with pytest.raises(ebmflow.ComputeBudgetError, match=r"the random Potts teacher over Potts\(12, q=21\)"):
         ebmflow.targets.random_potts(jax.random.key(0), 12, 21, {2: 0.1})
+
 
 def test_random_potts_has_the_chosen_orders():
     teacher = ebmflow.targets.random_potts(jax.random.key(0), 4, 3, {1: 0.3, 2: 0.2}, density={2: 0.5})
@@ -412,7 +411,6 @@ def test_potts_flow_matches_solve_ivp(potts_problem):
     np.testing.assert_allclose(sol.coupling_norms[-1, 1:], rp.order_norms(values[0], N, Q)[1:], rtol=0, atol=1e-6)
 
 
-
 def test_potts_batches_whose_energies_flatten_or_sum_their_parameters(potts_problem):
     """A batch of one PottsRBM, and PottsPairwise batches (energies scalar even for a batch), are batches."""
     _, target = potts_problem
@@ -425,6 +423,7 @@ def test_potts_batches_whose_energies_flatten_or_sum_their_parameters(potts_prob
         for i in range(len(sols.kl)):
             one = ebmflow.flow(jax.tree.map(lambda x, i=i: x[i] if eqx.is_array(x) else x, batch), target, 2.0, ts=ts)
             np.testing.assert_allclose(sols.kl[i], one.kl, rtol=0, atol=1e-9)
+
 
 def test_potts_train_and_float32(potts_problem):
     student, target = potts_problem

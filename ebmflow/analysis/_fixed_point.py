@@ -74,8 +74,9 @@ def fixed_point(
     float32 rounding alone leaves ``||∇L|| ~ 1e-7``.
     """
     finite_number("penalty", penalty)
-    for name, value in dict(tol=tol, rtol=rtol, atol=atol).items():
-        finite_number(name, value, positive=True)
+    finite_number("tol", tol, positive=True)
+    finite_number("rtol", rtol)  # optimistix's step criterion: 0 turns one side off
+    finite_number("atol", atol)
     max_steps = positive_int("max_steps", max_steps)
     check_pair(model, target)
     check_sum(model, 1, "fixed_point")

@@ -42,21 +42,15 @@ def batched_target_axis(target, size: int, function: str) -> int | None:
 
 
 def _single(models) -> bool:
-    """True for one model whose parameters merely have equal leading sizes.
+    """True for one model whose parameters merely have equal leading sizes (a batch's energy is not a scalar).
 
-    A model's energy of one state is a scalar, but so is a batch's where the energy flattens or sums
-    its parameters (`PottsRBM`, `PottsPairwise`): a scalar is decisive only when a member (entry 0 of
-    every parameter) is no model, its energy of one state not a scalar.
+    Energies that flatten or sum their parameters (`PottsRBM`, `PottsPairwise`) refuse a batch
+    (`check_ranks`), so their batches do not pass for one model either.
     """
-    return isinstance(models, AbstractEnergy) and _energy_shape(models) == () and _energy_shape(take(models, 0)) != ()
-
-
-def _energy_shape(model) -> tuple[int, ...] | None:
-    """The shape of ``model``'s energy of one state; None if it does not trace."""
     try:
-        return energy_output(model).shape
-    except Exception:  # any failure to trace means: not a model of this space
-        return None
+        return isinstance(models, AbstractEnergy) and energy_output(models).shape == ()
+    except Exception:  # a batch whose energy does not even trace
+        return False
 
 
 @eqx.filter_jit

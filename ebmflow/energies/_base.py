@@ -58,6 +58,9 @@ class AbstractEnergy(eqx.Module):
     #: True when ``-E`` is linear in the parameters (an exponential family): `curvature` is then zero
     #: and exact Hessians skip it.
     linear_in_parameters: ClassVar[bool] = False
+    #: The number of axes of each named parameter of one model, for energies that flatten or sum their
+    #: parameters (a batch's energy would otherwise be a scalar too): `check_ranks` refuses others.
+    parameter_ranks: ClassVar[dict[str, int]] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -112,6 +115,19 @@ def join_states(s_lo: Array, s_hi: Array) -> Array:
 _ENERGY_OUTPUTS: dict = {}
 
 
+def check_ranks(model, ranks: dict[str, int]) -> None:
+    """Raise if a parameter has another number of axes than one model's: a batch given as one model.
+
+    Energies that flatten or sum their parameters call it, so that a batch's energy of one state
+    fails instead of coming out a scalar (which would pass for one model).
+    """
+    for name, rank in ranks.items():
+        ndim = jnp.ndim(getattr(model, name))
+        if ndim != rank:
+            raise ValueError(f"{type(model).__name__}.{name} has {ndim} axes where one model's has {rank} (a batch of "
+                             "models goes to flow_batch or train_batch)")
+
+
 def energy_output(model) -> jax.ShapeDtypeStruct:
     """Shape and dtype of ``model.energy`` of one state, traced once per model structure (not per call)."""
     leaves, treedef = jax.tree_util.tree_flatten(parameters(model))
@@ -144,6 +160,7 @@ def check_energy(model) -> AbstractEnergy:
             f"{name}'s parameters must all be float32 or all float64 (ebmflow computes in one of them); got "
             f"{', '.join(dtypes)}: cast them, e.g. ebmflow.cast_parameters(model, jnp.float64)"
         )
+    check_ranks(model, model.parameter_ranks)
     out = energy_output(model)
     if out.shape != () or not jnp.issubdtype(out.dtype, jnp.floating):
         raise ValueError(

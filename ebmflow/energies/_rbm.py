@@ -1,7 +1,7 @@
 """Restricted Boltzmann machines with the hidden units summed out: over spins (`RBM`) and over colours (`PottsRBM`)."""
 
 import abc
-from typing import Literal
+from typing import ClassVar, Literal
 
 import equinox as eqx
 import jax
@@ -13,7 +13,7 @@ from .._checks import positive_int
 from .._numerics import log_2cosh, softplus
 from .._tree import as_parameter, flat_indices
 from ..space import Potts, Spins
-from ._base import AbstractEnergy
+from ._base import AbstractEnergy, check_ranks
 
 Hidden = Literal["spin", "bernoulli"]
 _HIDDEN = {"spin": log_2cosh, "bernoulli": softplus}
@@ -61,6 +61,7 @@ class AbstractRBM(AbstractEnergy):
         return self.space.encode(s, self.hidden_bias.dtype)
 
     def energy(self, s):
+        check_ranks(self, self.parameter_ranks)  # the flat views would take a batch of one for one model
         x = self._encode(s)
         return -(self.flat_visible_bias @ x + _HIDDEN[self.hidden](self.hidden_bias + self.flat_weights @ x).sum())
 
@@ -98,6 +99,7 @@ class RBM(AbstractRBM):
     Shapes: ``weights (n_hidden, n)``, ``visible_bias (n,)``, ``hidden_bias (n_hidden,)``.
     """
 
+    parameter_ranks: ClassVar[dict[str, int]] = {"weights": 2, "visible_bias": 1, "hidden_bias": 1}
     space: Spins
     n_hidden: int = eqx.field(static=True)
     hidden: Hidden = eqx.field(static=True)
@@ -167,6 +169,7 @@ class PottsRBM(AbstractRBM):
     zero-sum gauge moves of `zero_sum_gauge` (up to a constant absorbed by ``Z``).
     """
 
+    parameter_ranks: ClassVar[dict[str, int]] = {"weights": 3, "visible_bias": 2, "hidden_bias": 1}
     space: Potts
     n_hidden: int = eqx.field(static=True)
     hidden: Hidden = eqx.field(static=True)

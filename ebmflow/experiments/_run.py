@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pydantic
 import tqdm
 
 from .. import targets as targets_
@@ -359,7 +360,7 @@ def _previous(out: Path, config: Experiment, *, resume: bool, overwrite: bool) -
         raise OutputError(errno.EEXIST, f"it holds a results.npz that is not readable ebmflow results ({err}); "
                           "pass --overwrite to replace it, or choose another --out", str(out)) from None
     meta = results.metadata
-    changes = _differences(meta.get("config") or {}, json.loads(json.dumps(config.model_dump())))
+    changes = _differences(_with_defaults(meta.get("config") or {}), json.loads(json.dumps(config.model_dump())))
     if changes:
         what = "--resume needs the same experiment file" if resume else "pass --overwrite to replace them"
         raise OutputError(errno.EEXIST, f"it holds the results of another experiment ({'; '.join(changes[:5])}); "
@@ -372,6 +373,14 @@ def _previous(out: Path, config: Experiment, *, resume: bool, overwrite: bool) -
                           f", {done} of {config.batch.members} members finished); pass --resume to continue it, or "
                           "--overwrite to start again", str(out))
     return None
+
+
+def _with_defaults(stored: dict) -> dict:
+    """A stored configuration with the settings added to ebmflow since it was written at their defaults."""
+    try:
+        return json.loads(json.dumps(Experiment.model_validate(stored).model_dump()))
+    except (pydantic.ValidationError, ValueError):  # not valid today: compare it as it is
+        return stored
 
 
 def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:

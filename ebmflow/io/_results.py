@@ -125,8 +125,11 @@ def _write_atomically(path: Path, mode: str, write) -> Path:
     return path
 
 
-def remove_stale_temporaries(folder: str | os.PathLike, names=("results.npz", "summary.json")) -> list[Path]:
+def remove_stale_temporaries(folder: str | os.PathLike,
+                             names=("results.npz", "summary.json", "*.png", "*.pdf")) -> list[Path]:
     """Delete the temporary files ``.NAME.*.tmp`` that a killed writer left in ``folder``; returns them.
+
+    ``names`` are glob patterns: the results, the summary and the figures by default.
 
     Only for a folder no other writer is using (the caller holds its lock): a live writer's
     temporary file matches the same pattern.

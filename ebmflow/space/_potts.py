@@ -69,7 +69,7 @@ class Potts(AbstractStateSpace):
         """``Σ_i v_i q**i`` of colour vectors ``(..., n)`` (checked when concrete: ints in ``0..q-1``)."""
         if is_concrete(states):
             v = np.asarray(states)
-            if v.ndim == 0 or v.shape[-1] != self.n or not np.issubdtype(v.dtype, np.integer) or \
+            if v.ndim == 0 or v.shape[-1] != self.n or not (np.issubdtype(v.dtype, np.integer) or v.dtype == bool) or \
                     (v.size and (v.min() < 0 or v.max() >= self.q)):
                 raise ValueError(f"states of {self} must be integer colours in 0..{self.q - 1} with a last axis of "
                                  f"length {self.n}; got shape {v.shape}, dtype {v.dtype}"
