@@ -24,6 +24,11 @@ def is_real_number(x) -> bool:
         hasattr(x, "dtype") and np.ndim(x) == 0 and np.issubdtype(x.dtype, np.number) and np.isrealobj(x))
 
 
+def is_finite_number(value, *, positive: bool = False) -> bool:
+    """A real number (see `is_real_number`), finite and ``>= 0`` (``> 0`` if ``positive``)."""
+    return is_real_number(value) and bool(np.isfinite(value)) and (value > 0 if positive else value >= 0)
+
+
 def finite_number(name: str, value, *, positive: bool = False):
     """``value``, or a ValueError naming ``name`` unless it is a finite number ``>= 0`` (``> 0``).
 
@@ -31,7 +36,7 @@ def finite_number(name: str, value, *, positive: bool = False):
     """
     if not is_concrete(value):
         return value
-    if not (is_real_number(value) and np.isfinite(value) and (value > 0 if positive else value >= 0)):
+    if not is_finite_number(value, positive=positive):
         raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}; got {value!r}")
     return value
 

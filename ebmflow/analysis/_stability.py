@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import finite_number, is_real_number
+from .._checks import finite_number, is_finite_number
 from .._objective import Objective
 from .._tree import flatten
 from ..effective._couplings import model_couplings
@@ -152,7 +152,7 @@ def stability(
     for name, value in dict(eig_rtol=eig_rtol, rank_rtol=rank_rtol, grad_tol=grad_tol, kl_tol=kl_tol).items():
         finite_number(name, value, positive=True)
     if np.ndim(epsilons) != 1 or np.size(epsilons) == 0 or not all(
-            is_real_number(e) and np.isfinite(e) and e > 0 for e in np.asarray(epsilons).tolist()):
+            is_finite_number(e, positive=True) for e in np.asarray(epsilons).tolist()):
         raise ValueError(f"epsilons must be a non-empty sequence of finite numbers > 0 (the step sizes of the "
                          f"neutral-direction probe); got {epsilons!r}")
     key = jax.random.key(0) if key is None else key

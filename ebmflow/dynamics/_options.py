@@ -6,7 +6,7 @@ from typing import Any
 import diffrax as dfx
 import numpy as np
 
-from .._checks import finite_number, is_real_number, positive_int
+from .._checks import finite_number, is_finite_number, positive_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,10 +66,10 @@ class FlowOptions:
 
     def check(self) -> "FlowOptions":
         """Refuse impossible options, naming them; returns ``self``."""
-        if not (_positive_number(self.rtol) and _positive_number(self.atol)):
+        if not (is_finite_number(self.rtol, positive=True) and is_finite_number(self.atol, positive=True)):
             raise ValueError(f"rtol and atol must be positive; got rtol={self.rtol!r}, atol={self.atol!r} (finite "
                              "numbers)")
-        if self.steady_tol is not None and not _positive_number(self.steady_tol):
+        if self.steady_tol is not None and not is_finite_number(self.steady_tol, positive=True):
             raise ValueError(f"steady_tol must be positive or None; got {self.steady_tol!r} (a finite number)")
         finite_number("penalty", self.penalty)
         positive_int("max_steps", self.max_steps)
@@ -79,10 +79,6 @@ class FlowOptions:
         if not isinstance(self.progress, bool):
             raise TypeError(f"progress must be True or False; got {self.progress!r}")
         return self
-
-
-def _positive_number(x) -> bool:
-    return is_real_number(x) and bool(np.isfinite(x)) and x > 0
 
 
 def save_times(t1: float, num: int = 61, t_min: float | None = None) -> np.ndarray:

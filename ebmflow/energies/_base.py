@@ -118,8 +118,9 @@ _ENERGY_OUTPUTS: dict = {}
 def check_ranks(model, ranks: dict[str, int]) -> None:
     """Raise if a parameter has another number of axes than one model's: a batch given as one model.
 
-    Energies that flatten or sum their parameters call it, so that a batch's energy of one state
-    fails instead of coming out a scalar (which would pass for one model).
+    `energy_output` calls it with the model's `parameter_ranks` (declared by energies that flatten
+    or sum their parameters), so that a batch's energy of one state fails instead of coming out a
+    scalar, which would pass for one model.
     """
     for name, rank in ranks.items():
         ndim = jnp.ndim(getattr(model, name))
@@ -130,6 +131,7 @@ def check_ranks(model, ranks: dict[str, int]) -> None:
 
 def energy_output(model) -> jax.ShapeDtypeStruct:
     """Shape and dtype of ``model.energy`` of one state, traced once per model structure (not per call)."""
+    check_ranks(model, model.parameter_ranks)
     leaves, treedef = jax.tree_util.tree_flatten(parameters(model))
     key = (type(model), treedef, tuple((leaf.shape, jnp.dtype(leaf.dtype).name) for leaf in leaves))
     if key not in _ENERGY_OUTPUTS:
@@ -160,7 +162,6 @@ def check_energy(model) -> AbstractEnergy:
             f"{name}'s parameters must all be float32 or all float64 (ebmflow computes in one of them); got "
             f"{', '.join(dtypes)}: cast them, e.g. ebmflow.cast_parameters(model, jnp.float64)"
         )
-    check_ranks(model, model.parameter_ranks)
     out = energy_output(model)
     if out.shape != () or not jnp.issubdtype(out.dtype, jnp.floating):
         raise ValueError(

@@ -9,7 +9,7 @@ from jaxtyping import Array, Float
 
 from .._tree import as_parameter
 from ..space import Potts
-from ._base import AbstractEnergy, check_ranks
+from ._base import AbstractEnergy
 
 
 def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +80,6 @@ class PottsPairwise(AbstractEnergy):
         return PottsPairwise(h - h.mean(1, keepdims=True), gauged)
 
     def energy(self, v):
-        check_ranks(self, self.parameter_ranks)  # a batch would index (and sum) silently
         n = self.space.n
         i, j = _pairs(n)
         return -(self.fields[jnp.arange(n), v].sum() + self.couplings[jnp.arange(i.size), v[i], v[j]].sum())

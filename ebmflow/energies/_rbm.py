@@ -13,7 +13,7 @@ from .._checks import positive_int
 from .._numerics import log_2cosh, softplus
 from .._tree import as_parameter, flat_indices
 from ..space import Potts, Spins
-from ._base import AbstractEnergy, check_ranks
+from ._base import AbstractEnergy
 
 Hidden = Literal["spin", "bernoulli"]
 _HIDDEN = {"spin": log_2cosh, "bernoulli": softplus}
@@ -61,7 +61,6 @@ class AbstractRBM(AbstractEnergy):
         return self.space.encode(s, self.hidden_bias.dtype)
 
     def energy(self, s):
-        check_ranks(self, self.parameter_ranks)  # the flat views would take a batch of one for one model
         x = self._encode(s)
         return -(self.flat_visible_bias @ x + _HIDDEN[self.hidden](self.hidden_bias + self.flat_weights @ x).sum())
 

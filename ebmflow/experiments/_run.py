@@ -487,7 +487,7 @@ def _analyse(config, arrays, target, log, progress=False):
             refinements.append("not analysed (failed run or too many parameters)")
             continue
         if config.analysis.refine:
-            point = fixed_point(member, target, max_steps=config.analysis.refine_steps)
+            point = fixed_point(member, target64, max_steps=config.analysis.refine_steps)
             refinements.append(point.message)
             member = point.model if point.converged else member
         reports.append(stability(cast_parameters(member, jnp.float64), target64))
