@@ -196,8 +196,8 @@ ax.set(yscale="log", xticks=ks, xlabel="order k", ylabel=f"learning time Ï„_k (Î
        title="learning time by order, every teacher")
 ax.grid(alpha=0.3)
 ax.legend(fontsize=8, loc="upper left")
-fig.suptitle(f"n = {n}, q = {q}, init std {eps:g}: the Potts RBM learns order by order, "
-             "the full-coupling model all orders at once")
+fig.suptitle(f"n = {n}, q = {q}, init std {eps:g}: the Potts RBM learns its fields first and higher orders "
+             "decades later, the full-coupling model all orders at once")
 fig.tight_layout()
 fig.savefig(OUT / "potts_hierarchy.png", dpi=110)
 print("figure:", OUT / "potts_hierarchy.png")
