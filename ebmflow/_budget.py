@@ -6,6 +6,7 @@
   machine's rate, measured once per process on a small elementwise pass.
 """
 
+import decimal
 import functools
 import os
 import re
@@ -84,12 +85,22 @@ def set_state_budget(states: int | None) -> None:
     _state_budget = None if states is None else int(states)
 
 
+def _significant(x, digits: int) -> str:
+    """``x`` to ``digits`` significant digits; ints beyond float's range (``q**n`` can be) go through Decimal."""
+    return f"{x if x < 1e300 else decimal.Decimal(x):.{digits}g}"
+
+
+def format_count(n: float) -> str:
+    """A count, exact below 10**6, else to 4 significant digits; any size."""
+    return str(n) if isinstance(n, int) and n < 10**6 else _significant(n, 4)
+
+
 def format_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
-        if n < 1024 or unit == "EiB":
-            return f"{n:.3g} {unit}"
-        n /= 1024
-    raise AssertionError
+    """Bytes in binary units up to EiB, to 3 significant digits; any size."""
+    exponent = min(max(int(n).bit_length() - 1, 0) // 10, 6)  # 1024**exponent <= n, capped at EiB
+    unit = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")[exponent]
+    value = n / 1024**exponent if n < 1e300 else decimal.Decimal(n) / 1024**exponent
+    return f"{_significant(value, 3)} {unit}"
 
 
 def format_seconds(t: float) -> str:
@@ -136,7 +147,8 @@ def check_states(what: str, states: int, work_per_state: int = 1, terms: str = "
     if states > budget:
         seconds = float(min(states * max(work_per_state, 1), 10**300)) / evaluation_rate()
         raise ComputeBudgetError(
-            f"{what} sums over {states:.4g} {terms}, over the budget of {budget:.4g} {terms} per exact sum: at this "
-            f"machine's measured rate it would take roughly {format_seconds(seconds)} per pass. Use fewer sites, "
-            "or raise the budget with ebmflow.set_state_budget(2**40) or the EBMFLOW_STATE_BUDGET environment variable."
+            f"{what} sums over {format_count(states)} {terms}, over the budget of {format_count(budget)} {terms} per "
+            f"exact sum: at this machine's measured rate it would take roughly {format_seconds(seconds)} per pass. "
+            "Use fewer sites, or raise the budget with ebmflow.set_state_budget(2**40) or the EBMFLOW_STATE_BUDGET "
+            "environment variable."
         )

@@ -40,3 +40,20 @@ def finite_number(name: str, value, *, positive: bool = False):
         raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}; got {value!r}")
     return value
 
+
+
+def prng_key(key, name: str = "key"):
+    """``key``, or a ValueError naming ``name`` unless it is one JAX random key.
+
+    Accepted: a typed key (``jax.random.key(0)``) or a legacy ``uint32`` key of shape
+    ``(2,)`` (``jax.random.PRNGKey(0)``). A traced key (under the user's ``jax.vmap``) passes.
+    """
+    if not is_concrete(key):
+        return key
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and (
+            (jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) and np.ndim(key) == 0)
+            or (dtype == np.uint32 and np.shape(key) == (2,))):
+        return key
+    raise ValueError(f"{name} must be one JAX random key, such as jax.random.key(0) (or jax.random.PRNGKey(0)); "
+                     f"got {key!r}")

@@ -328,3 +328,59 @@ def test_potts_bad_sites_states_orders_and_spaces():
     with pytest.raises(ValueError, match=r"encoding='pm1' is for binary samples \(spins\); with q given the samples "
                                          r"are integer colours"):
         ef.Target.from_samples(np.array([[0, 1], [2, 1]]), q=3, encoding="pm1", pseudocount=1)
+
+
+def test_spaces_beyond_float_range_are_refused_by_the_budgets():
+    """q**n past float's range (1.8e308; a 235-site protein RBM has 21**235 ≈ 1e311 states) still gets the budget
+    refusal, with its sizes written out, not an OverflowError from formatting them."""
+    with pytest.raises(ef.MemoryBudgetError, match=r"couplings for n=235, q=21 .*needs an estimated [0-9.]+e\+293 EiB"):
+        ef.couplings(ef.PottsRBM.init(jax.random.key(0), 235, 21, 1))
+    with pytest.raises(ef.MemoryBudgetError, match=r"tangent kernel K \(3\.432e\+156 × 3\.432e\+156\)"):  # 2**520
+        ef.tangent_kernel(ef.RBM.init(jax.random.key(0), 520, 2))
+    with pytest.raises(ef.MemoryBudgetError, match=r"coupling Jacobian G \(1\.358e\+331 × 3302\)"):  # 2**1100
+        ef.coupling_jacobian(ef.RBM.init(jax.random.key(0), 1100, 2))
+    with pytest.raises(ef.ComputeBudgetError, match=r"log_partition for n=1100 sums over 1\.358e\+331 states"):
+        ef.log_partition(ef.RBM.init(jax.random.key(0), 1100, 2))
+    from ebmflow._budget import format_bytes
+
+    assert format_bytes(2**2000) == f"{2**1940 / 10**583:.3g}e+583 EiB"  # 2**2000 B = 2**1940 EiB
+
+
+def test_coupling_vectors_that_are_scalars_or_of_another_space():
+    space = ef.Potts(2, 3)
+    for call in (lambda: ef.order_norms(np.float64(1.0), space), lambda: ef.couplings_of_order(1.0, 1, space),
+                 lambda: ef.order_norms(1.0)):
+        with pytest.raises(ValueError, match=r"couplings must be an array with a last axis of length q\*\*n .*scalar"):
+            call()
+    with pytest.raises(ValueError, match=r"x over Potts\(n=2, q=3.*last axis of length 9; got shape \(27,\)"):
+        space.transform(np.ones(27))  # a vector of Potts(3, 3): not silently transformed as n = 3
+    with pytest.raises(ValueError, match=r"couplings over Potts\(n=2, q=3.*last axis of length 9; got shape \(\)"):
+        space.values(2.0)
+    with pytest.raises(ValueError, match=r"x over Spins\(n=2.*last axis of length 4; got shape \(8,\)"):
+        ef.Spins(2).transform(np.ones(8))
+    with pytest.raises(ValueError, match=r"x must have a last axis of length 2\*\*n; got a scalar"):
+        ef.fwht(1.0)
+
+
+def test_random_keys_and_dense_limit():
+    """A key is one JAX random key (typed or legacy); an int seed or a batch of keys is refused by name."""
+    model = ef.PottsRBM.init(jax.random.key(0), 2, 3, 2)
+    target = ef.Target.from_model(model)
+    for bad in (3, "a", jax.random.split(jax.random.key(0), 2), np.zeros(3, np.uint32)):
+        with pytest.raises(ValueError, match=r"key must be one JAX random key, such as jax.random.key\(0\)"):
+            ef.stability(model, target, key=bad)
+    for init in (lambda k: ef.RBM.init(k, 3, 2), lambda k: ef.Ising.init(k, 3), lambda k: ef.MLPEnergy.init(k, 3),
+                 lambda k: ef.PottsPairwise.init(k, 2, 3), lambda k: ef.WalshModel.init(k, 3),
+                 lambda k: ef.CouplingModel.init(k, ef.Potts(2, 3)), lambda k: ef.targets.random_ising(k, 3, {1: 0.1}),
+                 lambda k: ef.targets.random_potts(k, 2, 3, {1: 0.1}), lambda k: ef.HigherOrderIsing.init(k, 3),
+                 lambda k: ef.targets.edwards_anderson(k, 2, 2, 1.0)):
+        with pytest.raises(ValueError, match=r"key must be one JAX random key"):
+            init(3)
+        # a legacy key is the same key: the same draw
+        same = jax.tree.map(np.array_equal, init(jax.random.PRNGKey(5)), init(jax.random.key(5)))
+        assert all(jax.tree.leaves(same))
+    batch = jax.vmap(lambda k: ef.RBM.init(k, 3, 2))(jax.random.split(jax.random.key(1), 4))  # traced keys pass
+    assert batch.weights.shape[0] == 4
+    for bad in ("a", -1, 2.5, True):
+        with pytest.raises(ValueError, match=r"dense_limit must be an int >= 0"):
+            ef.stability(model, target, dense_limit=bad)

@@ -9,6 +9,7 @@ import reference as ref
 import reference_potts as rp
 
 import ebmflow
+from ebmflow._tree import cast_parameters
 
 EXACT = {"rtol": 0, "atol": 1e-10}
 # Central differences at h = 1e-5: truncation ~h² f''' ~ 1e-10, rounding ~1e-16/h ~ 1e-11.
@@ -449,6 +450,17 @@ def test_potts_stability_counting_rule_at_a_data_consistent_point():
     assert rep.n_stable == rep.rank and rep.n_neutral == rep.n_params - rep.rank and rep.n_unstable == 0
     assert rep.decomposition["relative_residual"] < 1e-8
     assert rep.neutral["slope"] > 1.8  # neutral directions move the couplings at O(ε²)
+    # a float32 model is analysed in float64: float32 rounding (~1e-7 of λ_max) would mix neutral and weakly
+    # stable directions (it gave 33 stable, 1 neutral, 5 unstable for 26 / 13 / 0 here)
+    model32 = ebmflow.PottsRBM.init(jax.random.key(0), N, Q, 3, scale=0.5, dtype=jnp.float32)
+    rep32 = ebmflow.stability(model32, ebmflow.Target.from_model(cast_parameters(model32, jnp.float64)))
+    assert rep32.eigenvalues.dtype == np.float64 and rep32.kind == "data-consistent"
+    assert (rep32.n_stable, rep32.n_neutral, rep32.n_unstable) == (rep32.rank, rep32.n_params - rep32.rank, 0)
+    # a model linear in its parameters: J(θ + εv) - J(θ) = ε G v = 0 exactly along its gauge (neutral) directions
+    pairwise = ebmflow.PottsPairwise.init(jax.random.key(16), N, Q, scale=0.5)
+    pair_rep = ebmflow.stability(pairwise, ebmflow.Target.from_model(pairwise))
+    assert pair_rep.n_neutral == pair_rep.n_params - pair_rep.rank > 0
+    assert max(pair_rep.neutral["coupling_changes"]) < 1e-14 and pair_rep.neutral["slope"] == np.inf
     full = ebmflow.CouplingModel.init(jax.random.key(15), ebmflow.Potts(N, Q), scale=0.3)
     full_rep = ebmflow.stability(full, ebmflow.Target.from_model(full))
     assert full_rep.rank == Q**N - 1 == full_rep.n_stable and full_rep.n_neutral == 0

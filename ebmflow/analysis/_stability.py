@@ -1,15 +1,16 @@
 """Stability of a (near-)stationary point: spectra, expressivity, neutral directions (THEORY §4–5)."""
 
 import dataclasses
+import math
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import finite_number, is_finite_number
+from .._checks import finite_number, is_finite_number, prng_key
 from .._objective import Objective
-from .._tree import flatten
+from .._tree import cast_parameters, flatten
 from ..effective._couplings import model_couplings
 from ..effective._jacobian import check_jacobian_fits, jacobian
 from ..exact._divergence import check_pair
@@ -29,11 +30,13 @@ class StabilityReport:
       ``t = eig_rtol · max|λ|``.
     - ``rank``, ``singular_values``: of the coupling Jacobian ``G`` (rows S ≠ ∅), counted above
       ``rank_rtol · σ_max``; ``generic_rank``: the same at random parameters of this architecture;
-      ``n_couplings = 2**n - 1``; ``n_params = P``.
+      ``n_couplings = q**n - 1`` (``2**n - 1`` for spins); ``n_params = P``.
     - ``decomposition``: Frobenius norms of ``∇²L``, ``GᵀCG``, ``Σ_S g_S ∇²J_S`` and the relative
       residual of ``∇²L = GᵀCG + Σ_S g_S ∇²J_S (+ penalty·I)`` (dense only).
     - ``neutral``: ``max ||G v||`` over neutral eigenvectors, and ``||J(θ+εv) - J(θ)||`` for
-      ``epsilons`` along the first neutral eigenvector with its log-log ``slope`` (2 means O(ε²)).
+      ``epsilons`` along the first neutral eigenvector with its log-log ``slope`` (2 means O(ε²);
+      ``inf`` when no change exceeds rounding, an exact invariance such as the gauge of a model
+      linear in its parameters).
     """
 
     kind: str
@@ -138,14 +141,17 @@ def stability(
     """Classify a point and describe the loss landscape around it (THEORY §4–5).
 
     ``kind`` is decided from ``||∇L|| <= grad_tol`` (stationary) and ``KL <= kl_tol``
-    (data-consistent). Up to ``dense_limit`` parameters the Hessian is dense (float64
-    eigen-decomposition); beyond, its extreme eigenvalues come from Lanczos on
-    Hessian-vector products. The ranks always come from the dense ``(2**n - 1, P)`` coupling
-    Jacobian and its SVD, here and at a random point (``key`` seeds it), so a model whose ``G``
-    exceeds the memory budget is refused by name even in Lanczos mode. Exact sums run in
-    chunks of the model's space (as in `ebmflow.kl`).
+    (data-consistent). It runs in float64, as `fixed_point` does (a float32 model is cast:
+    float32 rounding, about 1e-7 of the largest eigenvalue, would mix neutral and weakly
+    stable directions). Up to ``dense_limit`` parameters the Hessian is dense; beyond, its
+    extreme eigenvalues come from Lanczos on Hessian-vector products. The ranks always come
+    from the dense ``(q**n - 1, P)`` coupling Jacobian and its SVD, here and at a random point
+    (``key``, a JAX random key, seeds it), so a model whose ``G`` exceeds the memory budget is
+    refused by name even in Lanczos mode. Exact sums run in chunks of the model's space (as in
+    `ebmflow.kl`).
     """
-    target = check_pair(model, target)
+    check_pair(model, target)
+    model, target = cast_parameters(model, jnp.float64), target.astype(jnp.float64)
     check_sum(model, 2, "stability")
     check_jacobian_fits(model)
     finite_number("penalty", penalty)
@@ -155,7 +161,10 @@ def stability(
             is_finite_number(e, positive=True) for e in np.asarray(epsilons).tolist()):
         raise ValueError(f"epsilons must be a non-empty sequence of finite numbers > 0 (the step sizes of the "
                          f"neutral-direction probe); got {epsilons!r}")
-    key = jax.random.key(0) if key is None else key
+    if isinstance(dense_limit, bool) or not isinstance(dense_limit, (int, np.integer)) or dense_limit < 0:
+        raise ValueError(f"dense_limit must be an int >= 0 (the most parameters for a dense Hessian; beyond, "
+                         f"Lanczos); got {dense_limit!r}")
+    key = jax.random.key(0) if key is None else prng_key(key)
     theta, unflatten = flatten(model)
     pen = jnp.asarray(penalty, target.probs.dtype)
     kl_value, grad_norm, p_model, m_model, m_data = (np.asarray(x) for x in _point(model, target, pen))
@@ -221,7 +230,11 @@ def _neutral(theta, unflatten, g, vecs, epsilons) -> dict | None:
     j0 = np.asarray(model_couplings(unflatten(theta)))[1:]
     v = jnp.asarray(vecs[:, 0])
     changes = [float(np.linalg.norm(np.asarray(model_couplings(unflatten(theta + e * v)))[1:] - j0)) for e in epsilons]
-    slope = float(np.polyfit(np.log(epsilons), np.log(np.maximum(changes, 1e-300)), 1)[0])
+    rounding = 100 * np.finfo(j0.dtype).eps * max(float(np.linalg.norm(j0)), 1.0)
+    if max(changes) <= rounding:  # an exact invariance (a gauge of a model linear in its parameters): no power law
+        slope = math.inf
+    else:
+        slope = float(np.polyfit(np.log(epsilons), np.log(np.maximum(changes, 1e-300)), 1)[0])
     return dict(
         max_g_v=float(np.linalg.norm(g @ vecs, axis=0).max()), epsilons=list(epsilons), coupling_changes=changes,
         slope=slope,

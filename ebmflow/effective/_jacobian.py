@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._budget import check_memory
+from .._budget import check_memory, format_count
 from .._tree import flatten, model_dtype
 from ..energies._base import AbstractEnergy, check_energy
 from ..exact._sums import all_neg_energies, check_sum, finite
@@ -27,7 +27,8 @@ def check_jacobian_fits(model: AbstractEnergy) -> None:
     size = flatten(model)[0].shape[0]
     itemsize = jnp.dtype(model_dtype(model)).itemsize
     # the per-state derivatives, their transform and its transpose: three (q**n, P) arrays
-    check_memory(f"the coupling Jacobian G ({model.space.size} × {size})", 3 * model.space.size * size * itemsize)
+    check_memory(f"the coupling Jacobian G ({format_count(model.space.size)} × {size})",
+                 3 * model.space.size * size * itemsize)
     check_sum(model, 1, "the coupling Jacobian")
 
 
@@ -49,6 +50,7 @@ def _tangent_kernel(model):
 def tangent_kernel(model: AbstractEnergy) -> Float[Array, "states-1 states-1"]:
     """``K = G Gᵀ``: the kernel of the induced coupling flow ``dJ/dt = -K (m^θ - m^D)``."""
     size = check_energy(model).space.size
-    check_memory(f"the tangent kernel K ({size - 1} × {size - 1})", size**2 * jnp.dtype(model_dtype(model)).itemsize)
+    rows = format_count(size - 1)
+    check_memory(f"the tangent kernel K ({rows} × {rows})", size**2 * jnp.dtype(model_dtype(model)).itemsize)
     check_jacobian_fits(model)
     return finite(_tangent_kernel(model), model, "tangent_kernel")

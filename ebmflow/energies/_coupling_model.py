@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._budget import check_memory
+from .._checks import prng_key
 from .._tree import as_parameter
 from ..space import AbstractStateSpace, Spins
 from ..space._transform import digits_of_size
@@ -66,7 +67,7 @@ class WalshModel(AbstractCouplingModel):
         """Couplings i.i.d. ``N(0, scale²)``."""
         dtype = dtype or jnp.result_type(float)
         check_memory(f"WalshModel couplings for n={Spins(n).n} (2**n - 1 parameters)", 2**n * jnp.dtype(dtype).itemsize)
-        return cls(scale * jax.random.normal(key, (2**n - 1,), dtype))
+        return cls(scale * jax.random.normal(prng_key(key), (2**n - 1,), dtype))
 
 
 class CouplingModel(AbstractCouplingModel):
@@ -96,5 +97,5 @@ class CouplingModel(AbstractCouplingModel):
             raise TypeError(f"space must be a state space such as ebmflow.Potts(n, q); got {type(space).__name__}")
         check_memory(f"CouplingModel couplings for {space.label} (q**n - 1 parameters)",
                      space.size * jnp.dtype(dtype).itemsize)
-        return cls(space, scale * jax.random.normal(key, (space.size - 1,), dtype))
+        return cls(space, scale * jax.random.normal(prng_key(key), (space.size - 1,), dtype))
 

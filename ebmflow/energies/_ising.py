@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from .._checks import prng_key
 from .._tree import as_parameter
 from ..space import Spins
 from ._base import AbstractEnergy
@@ -59,7 +60,7 @@ class Ising(AbstractEnergy):
     @classmethod
     def init(cls, key, n: int, scale: float = 0.01, dtype=None) -> "Ising":
         """Fields and couplings i.i.d. ``N(0, scale²)``."""
-        k1, k2 = jax.random.split(key)
+        k1, k2 = jax.random.split(prng_key(key))
         dtype = dtype or jnp.result_type(float)
         pairs = n * (n - 1) // 2
         return cls(scale * jax.random.normal(k1, (n,), dtype), scale * jax.random.normal(k2, (pairs,), dtype))
@@ -136,7 +137,7 @@ class HigherOrderIsing(AbstractEnergy):
         """Couplings i.i.d. ``N(0, scale²)`` on ``subsets`` (default: all of order ≤ max_order)."""
         subsets = cls.subsets_up_to(n, max_order) if subsets is None else tuple(subsets)
         dtype = dtype or jnp.result_type(float)
-        return cls(n, subsets, scale * jax.random.normal(key, (len(subsets),), dtype))
+        return cls(n, subsets, scale * jax.random.normal(prng_key(key), (len(subsets),), dtype))
 
     @property
     def width(self) -> int:

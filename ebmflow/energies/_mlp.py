@@ -6,7 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._checks import positive_int
+from .._checks import positive_int, prng_key
 from ..space import AbstractStateSpace, Spins
 from ._base import AbstractEnergy
 
@@ -65,7 +65,7 @@ class MLPEnergy(AbstractEnergy):
         dtype = dtype or jnp.result_type(float)
         space = n if isinstance(n, AbstractStateSpace) else Spins(n)
         sizes = [space.n * space.site_width, *(positive_int("widths entry", w) for w in widths), 1]
-        keys = jax.random.split(key, len(sizes) - 1)
+        keys = jax.random.split(prng_key(key), len(sizes) - 1)
         layers = []
         for k, fan_in, fan_out in zip(keys, sizes[:-1], sizes[1:]):
             layer = eqx.nn.Linear(fan_in, fan_out, key=k, dtype=dtype)

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from .._checks import prng_key
 from .._tree import as_parameter
 from ..space import Potts
 from ._base import AbstractEnergy
@@ -52,7 +53,7 @@ class PottsPairwise(AbstractEnergy):
     def init(cls, key, n: int, q: int, scale: float = 0.01, dtype=None) -> "PottsPairwise":
         """Fields and coupling blocks i.i.d. ``N(0, scale²)``."""
         space = Potts(n, q)
-        k1, k2 = jax.random.split(key)
+        k1, k2 = jax.random.split(prng_key(key))
         dtype = dtype or jnp.result_type(float)
         pairs = space.n * (space.n - 1) // 2
         return cls(scale * jax.random.normal(k1, (space.n, space.q), dtype),

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._checks import positive_int
+from .._checks import positive_int, prng_key
 from .._numerics import log_2cosh, softplus
 from .._tree import as_parameter, flat_indices
 from ..space import Potts, Spins
@@ -130,7 +130,7 @@ class RBM(AbstractRBM):
     ) -> "RBM":
         """Weights i.i.d. ``N(0, scale²)``, biases i.i.d. ``N(0, bias_scale²)`` (zero by default)."""
         n, n_hidden = Spins(n).n, positive_int("n_hidden", n_hidden)
-        kw, ka, kb = jax.random.split(key, 3)
+        kw, ka, kb = jax.random.split(prng_key(key), 3)
         dtype = dtype or jnp.result_type(float)
         return cls(
             scale * jax.random.normal(kw, (n_hidden, n), dtype),
@@ -200,7 +200,7 @@ class PottsRBM(AbstractRBM):
     ) -> "PottsRBM":
         """Weights i.i.d. ``N(0, scale²)``, biases i.i.d. ``N(0, bias_scale²)`` (zero by default)."""
         space, n_hidden = Potts(n, q), positive_int("n_hidden", n_hidden)
-        kw, ka, kb = jax.random.split(key, 3)
+        kw, ka, kb = jax.random.split(prng_key(key), 3)
         dtype = dtype or jnp.result_type(float)
         return cls(
             scale * jax.random.normal(kw, (n_hidden, space.n, space.q), dtype),

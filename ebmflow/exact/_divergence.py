@@ -17,7 +17,8 @@ from ._target import Target
 def check_pair(model: AbstractEnergy, target: Target) -> Target:
     """Check a model and a target together; returns the target in the model's dtype.
 
-    Flows and analyses run in the model's dtype (float32 is a speed option), whatever the target's.
+    Flows and exact quantities run in the model's dtype (float32 is a speed option), whatever the target's;
+    `fixed_point` and `stability` cast both to float64.
     """
     check_energy(model)
     if not isinstance(target, Target):

@@ -39,7 +39,7 @@ import tqdm
 
 from .. import targets as targets_
 from .._devices import is_writer
-from .._tree import cast_parameters, flatten, take
+from .._tree import flatten, take
 from ..analysis._fixed_point import fixed_point
 from ..analysis._stability import stability
 from ..dynamics._flow import flow_batch
@@ -474,10 +474,10 @@ def _analyse(config, arrays, target, log, progress=False):
     The endpoints are rebuilt from the stored ``final_params``, so a resumed run analyses its kept
     members exactly as an uninterrupted one. With ``analysis.refine`` the endpoint is first refined
     by `fixed_point`; the refined point is analysed where refinement converged, the endpoint otherwise.
-    The analysis runs in float64, for float32 runs too.
+    The analysis runs in float64 (as `fixed_point` and `stability` do), for float32 runs too.
     """
     reports, refinements = [], []
-    target64 = target.astype(jnp.float64)
+    target64 = target.astype(jnp.float64)  # cast once, not per member
     unflatten = flatten(build_model(config, jax.random.key(0), config.model.scale))[1]
     ok = np.asarray(_as_solution(arrays).ok)
     for i in tqdm.tqdm(range(ok.size), desc="stability", unit="endpoint", disable=not progress):
@@ -490,7 +490,7 @@ def _analyse(config, arrays, target, log, progress=False):
             point = fixed_point(member, target64, max_steps=config.analysis.refine_steps)
             refinements.append(point.message)
             member = point.model if point.converged else member
-        reports.append(stability(cast_parameters(member, jnp.float64), target64))
+        reports.append(stability(member, target64))
     log(f"stability analysed at {sum(r is not None for r in reports)} endpoints")
     size = max((r.n_params for r in reports if r is not None), default=0)
     eig = np.full((len(reports), size), np.nan)

@@ -172,13 +172,20 @@ class AbstractStateSpace(eqx.Module):
 
     # ------------------------------------------------------------------ effective-model basis
 
+    def check_length(self, x, what: str = "x"):
+        """``x`` unchanged if its last axis has one entry per state (``q**n``), else a ValueError naming ``what``."""
+        if np.ndim(x) == 0 or np.shape(x)[-1] != self.size:
+            raise ValueError(f"{what} over {self} must have a last axis of length {self.size}; got shape "
+                             f"{np.shape(x)}")
+        return x
+
     def transform(self, x: Float[Array, "... q**n"]) -> Float[Array, "... q**n"]:
         """``(uᵀ)^{⊗n} x`` along the last axis: ``out[k] = Σ_v φ_k(v) x[v]``."""
-        return per_axis(x, self.basis.T, self.q)
+        return per_axis(self.check_length(x), self.basis.T, self.q)
 
     def values(self, couplings: Float[Array, "... q**n"]) -> Float[Array, "... q**n"]:
         """The function with these couplings at every state: ``F(v) = Σ_k J_k φ_k(v) = u^{⊗n} J``."""
-        return per_axis(couplings, self.basis, self.q)
+        return per_axis(self.check_length(couplings, "couplings"), self.basis, self.q)
 
     def basis_functions(self, states: Array, dtype=None) -> Float[Array, "*batch q**n"]:
         """``φ_k(v)`` for every basis index ``k`` (index order) at each state: Kronecker products of ``u[v_i]``."""

@@ -33,12 +33,11 @@ def space_of(obj, size: int | None = None, what: str = "couplings") -> AbstractS
     return space
 
 
-def _checked(space: AbstractStateSpace, couplings, what: str = "couplings"):
-    size = np.shape(couplings)[-1] if np.ndim(couplings) else 0
-    if size != space.size:
-        raise ValueError(f"{what} over {space} must have a last axis of length {space.size}; got shape "
-                         f"{np.shape(couplings)}")
-    return couplings
+def _length(couplings, what: str = "couplings") -> int:
+    """The length of the last axis (a scalar has none: a ValueError)."""
+    if not np.ndim(couplings):
+        raise ValueError(f"{what} must be an array with a last axis of length q**n (2**n for spins); got a scalar")
+    return np.shape(couplings)[-1]
 
 
 def orders(n_or_space) -> np.ndarray:
@@ -56,14 +55,14 @@ def subsets_of_order(n_or_space, k: int) -> np.ndarray:
 
 def couplings_of_order(couplings: Float[Array, "... q**n"], k: int, space=None) -> Float[Array, "... c"]:
     """The order-``k`` entries of ``couplings``, in the order of `subsets_of_order`."""
-    space = space_of(space, np.shape(couplings)[-1])
-    return _checked(space, couplings)[..., subsets_of_order(space, k)]
+    space = space_of(space, _length(couplings))
+    return space.check_length(couplings, "couplings")[..., subsets_of_order(space, k)]
 
 
 def order_norms(couplings: Float[Array, "... q**n"], space=None) -> Float[Array, "... n+1"]:
     """Euclidean norm of each order ``k = 0..n``: ``||J_k||`` (THEORY §2, §9; basis-independent)."""
-    space = space_of(space, np.shape(couplings)[-1])
-    return space.order_norms(_checked(space, couplings))
+    space = space_of(space, _length(couplings))
+    return space.order_norms(space.check_length(couplings, "couplings"))
 
 
 def sites(subset: int) -> tuple[int, ...]:

@@ -69,7 +69,7 @@ class Spins(AbstractStateSpace):
         return states if dtype is None else states.astype(dtype)
 
     def transform(self, x: Float[Array, "... 2**n"]) -> Float[Array, "... 2**n"]:
-        return fwht(x)
+        return fwht(self.check_length(x))
 
 
 def state_index(s) -> Int[Array, "*batch"]:

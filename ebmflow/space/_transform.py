@@ -35,6 +35,8 @@ def per_axis(x: Float[Array, "... q**n"], m, q: int | None = None) -> Float[Arra
     m = np.asarray(m, dtype=float)
     q = m.shape[0] if q is None else q
     x = jnp.asarray(x)
+    if x.ndim == 0:
+        raise ValueError(f"x must have a last axis of length {q}**n; got a scalar")
     x = x.astype(jnp.result_type(x, float if np.any(m != np.round(m)) else x.dtype))  # e.g. 1/2 makes ints floats
     n = digits_of_size(x.shape[-1], q)
 

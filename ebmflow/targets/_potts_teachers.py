@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._budget import check_memory, check_states
+from .._checks import prng_key
 from ..energies._coupling_model import CouplingModel
 from ..space import Potts
 
@@ -38,6 +39,7 @@ def random_potts(
     support = ((digits != 0) * (1 << np.arange(space.n))).sum(1)  # the site subset of each coefficient, as a bitmask
     orders = space.orders()
     j = np.zeros(space.size)
+    key = prng_key(key)
     for k, std in sorted(stds.items()):
         key, k_pick, k_val = jax.random.split(key, 3)
         frac = density.get(k, 1.0) if isinstance(density, Mapping) else density

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import prng_key
 from ..energies._ising import HigherOrderIsing, Ising
 from ..space import Spins
 
@@ -33,6 +34,7 @@ def random_ising(
     if not stds or any(not 1 <= k <= n for k in stds):
         raise ValueError(f"stds must map orders 1..{n} to standard deviations; got {dict(stds)}")
     subsets, values = [], []
+    key = prng_key(key)
     for k, std in sorted(stds.items()):
         key, k_pick, k_val = jax.random.split(key, 3)
         frac = density.get(k, 1.0) if isinstance(density, Mapping) else density
@@ -89,7 +91,7 @@ def edwards_anderson(key, rows: int, cols: int, beta: float, periodic: bool = Tr
     """±J Edwards–Anderson spin glass on a 2D grid: bond signs uniform, ``-E = β Σ J_ij s_i s_j``."""
     n = _sites(rows * cols)
     bonds = _grid_bonds(rows, cols, periodic)
-    signs = 2 * np.asarray(jax.random.bernoulli(key, 0.5, (len(bonds),))) - 1
+    signs = 2 * np.asarray(jax.random.bernoulli(prng_key(key), 0.5, (len(bonds),))) - 1
     return _ising_on_bonds(n, bonds, beta * signs, 0.0, dtype)
 
 
