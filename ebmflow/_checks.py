@@ -41,7 +41,6 @@ def finite_number(name: str, value, *, positive: bool = False):
     return value
 
 
-
 def prng_key(key, name: str = "key"):
     """``key``, or a ValueError naming ``name`` unless it is one JAX random key.
 
