@@ -33,11 +33,13 @@ def space_of(obj, size: int | None = None, what: str = "couplings") -> AbstractS
     return space
 
 
-def _length(couplings, what: str = "couplings") -> int:
-    """The length of the last axis (a scalar has none: a ValueError)."""
+def _space_of_couplings(couplings, space) -> AbstractStateSpace:
+    """The space of a coupling vector (given, or spins inferred from its length), its last axis checked against it."""
     if not np.ndim(couplings):
-        raise ValueError(f"{what} must be an array with a last axis of length q**n (2**n for spins); got a scalar")
-    return np.shape(couplings)[-1]
+        raise ValueError("couplings must be an array with a last axis of length q**n (2**n for spins); got a scalar")
+    space = space_of(space, np.shape(couplings)[-1])
+    space.check_length(couplings, "couplings")
+    return space
 
 
 def orders(n_or_space) -> np.ndarray:
@@ -55,14 +57,12 @@ def subsets_of_order(n_or_space, k: int) -> np.ndarray:
 
 def couplings_of_order(couplings: Float[Array, "... q**n"], k: int, space=None) -> Float[Array, "... c"]:
     """The order-``k`` entries of ``couplings``, in the order of `subsets_of_order`."""
-    space = space_of(space, _length(couplings))
-    return space.check_length(couplings, "couplings")[..., subsets_of_order(space, k)]
+    return couplings[..., subsets_of_order(_space_of_couplings(couplings, space), k)]
 
 
 def order_norms(couplings: Float[Array, "... q**n"], space=None) -> Float[Array, "... n+1"]:
     """Euclidean norm of each order ``k = 0..n``: ``||J_k||`` (THEORY §2, §9; basis-independent)."""
-    space = space_of(space, _length(couplings))
-    return space.order_norms(space.check_length(couplings, "couplings"))
+    return _space_of_couplings(couplings, space).order_norms(couplings)
 
 
 def sites(subset: int) -> tuple[int, ...]:
